@@ -1,0 +1,41 @@
+"""Scripted experts succeed on >= 95% of seeded episodes for every sim ID."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import serl_envs
+from serl_envs.experts import make_expert
+
+IDS = serl_envs.sim_env_ids()
+
+
+def success_rate(env_id: str, episodes: int) -> float:
+    env = gym.make(env_id)
+    expert = make_expert(env)
+    successes = 0
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(expert(obs))
+        successes += info["is_success"]
+    env.close()
+    return successes / episodes
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_expert_success_rate(env_id):
+    assert success_rate(env_id, episodes=50) >= 0.95
+
+
+def test_expert_actions_are_valid_and_rejects_foreign_envs():
+    env = gym.make("SerlFrankaPegInsert-v0")
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=0)
+    action = expert(obs)
+    assert action.shape == env.action_space.shape and action.dtype == np.float32
+    assert env.action_space.contains(action)
+    with pytest.raises(TypeError, match="make_expert needs a serl_envs env, got PendulumEnv"):
+        make_expert(gym.make("Pendulum-v1"))
