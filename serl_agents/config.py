@@ -1,0 +1,145 @@
+"""`serl train` configuration: one frozen dataclass, named presets of the published recipes, and a tiny
+dataclass -> argparse bridge so every field is a command-line flag and `--print-config` shows what is in effect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run uses. Defaults are SERL's state-based sim launcher (`async_sac_state_sim`)."""
+
+    env: str = "SerlFrankaPickCube-v0"  # a registered Gymnasium ID
+    agent: str = "sac"  # sac | drq | bc
+    steps: int = 20_000  # env steps to train for
+    seed: int = 0  # seeds the agent, the replay sampling and every env reset
+    out: Path = Path("runs/default")  # run directory: config.json, tb/, eval.csv, checkpoints/, videos/
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    torch_threads: int = 0  # CPU threads for torch; 0: torch's default. 1 avoids thrashing on a shared, busy machine
+    batch_size: int = 256  # transitions per gradient step
+    utd_ratio: int = 8  # gradient steps per env step; all but the last update the critic only (SERL: 8 state, 4 DrQ)
+    random_steps: int = 1000  # uniform-random actions before the policy acts (SERL sims: 1000)
+    training_starts: int = 1000  # env steps before the first update (SERL sims: 1000)
+    replay_capacity: int = 1_000_000  # frames in the online buffer (SERL: 1e6 state, 2e5 images)
+    demos: Path | None = None  # a Minari dataset (from `serl record-demos`); batches become 50/50 demo/online
+    expert_demos: int = 0  # sim only: instead of --demos, roll out the scripted expert for this many successful episodes
+    demo_fraction: float = 0.5  # share of each batch from the demo buffer when --demos is set (RLPD/SERL: 0.5)
+    eval_every: int = 2000  # env steps between evaluations (SERL: eval_period 2000)
+    eval_episodes: int = 10  # seeded deterministic episodes per evaluation
+    video: bool = True  # write an mp4 of the first evaluation episode
+    checkpoint_every: int = 5000  # env steps between checkpoints (agent + replay buffer + loop state)
+    resume: bool = False  # continue from out/checkpoints if present
+    log_every: int = 100  # env steps between TensorBoard scalars
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)  # SACConfig/DrQ/BC fields, e.g. {"discount": 0.97}
+    reward: str = "env"  # env: the env's reward | vice: a success classifier trained online on goal examples (drq)
+    goal_examples: Path | None = None  # --reward vice: a Minari dataset (its is_success frames) or a folder of PNGs
+    vice_kwargs: dict[str, Any] = field(default_factory=dict)  # VICEConfig fields, e.g. {"gradient_penalty": 10.0}
+
+    def __post_init__(self) -> None:
+        if self.agent not in ("sac", "drq", "bc"):
+            raise ValueError(f"agent must be one of ['bc', 'drq', 'sac'], got {self.agent!r}")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads}")
+        for name in ("steps", "batch_size", "utd_ratio", "eval_episodes", "replay_capacity", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.utd_ratio:
+            raise ValueError(f"batch_size {self.batch_size} must be divisible by utd_ratio {self.utd_ratio}")
+        if self.expert_demos < 0:
+            raise ValueError(f"expert_demos must be >= 0, got {self.expert_demos}")
+        if self.expert_demos and self.demos is not None:
+            raise ValueError("pass either demos (a dataset) or expert_demos (scripted rollouts), not both")
+        if not 0.0 < self.demo_fraction < 1.0:
+            raise ValueError(f"demo_fraction must be in (0, 1), got {self.demo_fraction}")
+        if self.reward not in ("env", "vice"):
+            raise ValueError(f"reward must be 'env' or 'vice', got {self.reward!r}")
+        if self.reward == "vice" and (self.agent != "drq" or self.goal_examples is None):
+            raise ValueError("reward 'vice' needs --agent drq and --goal-examples DATASET (images of the task done)")
+        if self.reward == "env" and self.goal_examples is not None:
+            raise ValueError("goal_examples are for --reward vice")
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["out"] = str(self.out)
+        data["demos"] = None if self.demos is None else str(self.demos)
+        data["goal_examples"] = None if self.goal_examples is None else str(self.goal_examples)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+
+# The published recipes (REFERENCE §A.5, §B.1/§B.4). Agent fields go to agent_kwargs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "serl-sac-state": {
+        "agent": "sac", "utd_ratio": 8, "batch_size": 256, "random_steps": 1000, "training_starts": 1000,
+        "replay_capacity": 1_000_000,
+        "agent_kwargs": {"critic_ensemble_size": 10, "critic_subsample_size": 2, "discount": 0.99,
+                         "temperature_init": 1e-2, "backup_entropy": False},
+    },
+    "serl-drq": {
+        "agent": "drq", "utd_ratio": 4, "batch_size": 256, "random_steps": 1000, "training_starts": 1000,
+        "replay_capacity": 200_000,
+        "agent_kwargs": {"critic_ensemble_size": 10, "critic_subsample_size": 2, "discount": 0.96,
+                         "temperature_init": 1e-2, "backup_entropy": False},
+    },
+    "hil-serl": {
+        "agent": "drq", "utd_ratio": 2, "batch_size": 256, "random_steps": 0, "training_starts": 100,
+        "replay_capacity": 200_000, "demo_fraction": 0.5,
+        "agent_kwargs": {"critic_ensemble_size": 2, "critic_subsample_size": None, "discount": 0.97,
+                         "temperature_init": 1e-2, "backup_entropy": False},
+    },
+}
+
+
+def apply_preset(name: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Preset values, then explicit overrides on top (agent_kwargs merged key by key)."""
+    if name is not None and name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    values = dict(PRESETS.get(name, {})) if name else {}
+    agent_kwargs = {**values.pop("agent_kwargs", {}), **overrides.pop("agent_kwargs", {})}
+    values.update(overrides)
+    return TrainConfig(**values, agent_kwargs=agent_kwargs)
+
+
+def _flag_type(hint: Any):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _flag_type(inner)
+    if hint is bool:
+        return lambda s: s.lower() in ("1", "true", "yes", "on")
+    if hint in (dict[str, Any], dict) or origin is dict:
+        return json.loads
+    return hint
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--field-name` flag per dataclass field, defaulting to 'not given' so presets can fill in."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        parser.add_argument(flag, type=_flag_type(hints[f.name]), default=argparse.SUPPRESS,
+                            help=f"(default: {default!r})")
+
+
+def config_from_args(args: argparse.Namespace, preset: str | None) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return apply_preset(preset, overrides)
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    data = json.loads((Path(run_dir) / "config.json").read_text())
+    data["out"] = Path(data["out"])
+    data["demos"] = None if data["demos"] is None else Path(data["demos"])
+    if data.get("goal_examples") is not None:
+        data["goal_examples"] = Path(data["goal_examples"])
+    return TrainConfig(**data)

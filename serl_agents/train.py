@@ -1,0 +1,342 @@
+"""The synchronous training loop behind `serl train`: one process, env steps interleaved with high-UTD updates.
+
+Shared by every agent and task. A run directory holds config.json, TensorBoard logs (tb/), eval.csv (env steps,
+wall time, eval return, eval success rate), evaluation videos and resumable checkpoints (agent + replay buffer +
+loop state, written to a fresh folder and then pointed to, so a crash never leaves a half checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from serl_agents.config import TrainConfig
+from serl_agents.evaluate import EvalResult, evaluate
+from serl_agents.replay import MixedSampler, ReplayBuffer
+from serl_agents.vice import make_vice
+
+LATEST = "latest"  # file in checkpoints/ naming the newest complete checkpoint folder
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_env(env_id: str, render: bool = False) -> gym.Env:
+    import serl_envs  # noqa: F401  (registers the Serl* IDs)
+
+    try:
+        return gym.make(env_id, render_mode="rgb_array" if render else None)
+    except gym.error.Error as err:
+        serl_ids = sorted(i for i in gym.registry if i.startswith("Serl"))
+        raise ValueError(f"unknown env {env_id!r}: {err}. Registered serl IDs: {serl_ids}") from err
+
+
+def image_keys_of(space: gym.Space) -> tuple[str, ...]:
+    if not isinstance(space, gym.spaces.Dict):
+        return ()
+    return tuple(k for k, s in space.spaces.items() if s.dtype == np.uint8 and len(s.shape) == 3)
+
+
+def make_agent(cfg: TrainConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device):
+    """Build the agent for an env's spaces from one example observation and action (no env needed)."""
+    from serl_agents import BCAgent, DrQAgent, SACAgent
+
+    obs = observation_space.sample()
+    action = action_space.sample()
+    images = image_keys_of(observation_space)
+    kwargs: dict[str, Any] = {"device": device, "seed": cfg.seed, **cfg.agent_kwargs}
+    if cfg.agent == "sac":
+        if images:
+            raise ValueError(f"agent 'sac' takes state observations; {cfg.env} has images {images}: use --agent drq")
+        return SACAgent.create_states(observations=obs, actions=action, **kwargs)
+    if cfg.agent == "drq":
+        if not images:
+            raise ValueError(f"agent 'drq' needs image observations; {cfg.env} has none: use --agent sac")
+        return DrQAgent.create_drq(observations=obs, actions=action, image_keys=images, **kwargs)
+    return BCAgent.create(observations=obs, actions=action, image_keys=images, **kwargs)
+
+
+def make_transition(obs, action, reward, terminated: bool, truncated: bool, next_obs) -> dict[str, Any]:
+    """The replay buffer's transition: masks = 1 - terminated (a time limit still bootstraps), dones = episode end."""
+    return {
+        "observations": obs, "actions": action, "rewards": reward, "masks": 1.0 - float(terminated),
+        "dones": terminated or truncated, "next_observations": next_obs,
+    }
+
+
+def training_batch(replay: ReplayBuffer, demo_buffer: ReplayBuffer | None, size: int, demo_fraction: float) -> dict:
+    """`size` transitions: from the online buffer, or `demo_fraction` of them from the demo buffer (RLPD 50/50)."""
+    if demo_buffer is None or len(demo_buffer) == 0:
+        return replay.sample(size)
+    return MixedSampler([demo_buffer, replay], (demo_fraction, 1.0 - demo_fraction)).sample(size)
+
+
+def write_checkpoint(
+    checkpoint_dir: Path, step: int, agent, buffers: dict[str, ReplayBuffer], loop: dict[str, Any],
+    extras: dict[str, Any] | None = None,
+) -> Path:
+    """Write agent, buffers (`<name>.npz`), extras (`<name>.pt`, e.g. VICE) and loop state into a new folder, then
+    point `latest` at it (atomically)."""
+    folder = checkpoint_dir / f"step_{step:09d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    agent.save(tmp / "agent.pt")
+    for name, buffer in buffers.items():
+        buffer.save(tmp / f"{name}.npz")
+    for name, extra in (extras or {}).items():
+        extra.save(tmp / f"{name}.pt")
+    (tmp / "loop.json").write_text(json.dumps(loop))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    pointer = checkpoint_dir / (LATEST + ".tmp")
+    pointer.write_text(folder.name)
+    os.replace(pointer, checkpoint_dir / LATEST)
+    for old in sorted(checkpoint_dir.glob("step_*"))[:-2]:  # keep the two newest
+        if old != folder and not old.name.endswith(".tmp"):
+            shutil.rmtree(old)
+    return folder
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder, or None when there is none."""
+    pointer = checkpoint_dir / LATEST
+    return checkpoint_dir / pointer.read_text().strip() if pointer.exists() else None
+
+
+def log_eval(out: Path, writer, step: int, wall_time: float, result: EvalResult) -> None:
+    """TensorBoard scalars and one eval.csv row (env steps, wall time, return, success rate)."""
+    writer.add_scalar("eval/success_rate", result.success_rate, step)
+    writer.add_scalar("eval/return", result.mean_return, step)
+    csv_path = out / "eval.csv"
+    new = not csv_path.exists()
+    with csv_path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["env_steps", "wall_time", "eval_return", "eval_success_rate"])
+        w.writerow([step, round(wall_time, 3), result.mean_return, result.success_rate])
+
+
+def expert_transitions(env_id: str, episodes: int, seed: int) -> list[dict]:
+    """Successful episodes of the scripted expert (sim IDs), as replay transitions."""
+    from serl_envs.experts import make_expert
+
+    env = make_env(env_id)
+    expert = make_expert(env)
+    transitions: list[dict] = []
+    kept, attempt = 0, 0
+    while kept < episodes:
+        if attempt >= 3 * episodes:
+            raise RuntimeError(f"the expert of {env_id} succeeded in only {kept} of {attempt} episodes")
+        obs, _ = env.reset(seed=seed + 2_000_000 + attempt)
+        expert.reset()
+        episode, done = [], False
+        while not done:
+            action = expert(obs)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            episode.append({"observations": obs, "actions": action, "rewards": reward, "masks": 1.0 - float(terminated),
+                            "dones": done, "next_observations": next_obs})
+            obs = next_obs
+        attempt += 1
+        if info["is_success"]:
+            transitions.extend(episode)
+            kept += 1
+    env.close()
+    return transitions
+
+
+@dataclass
+class LoopState:
+    """What the loop needs besides agent and buffer to continue a run."""
+
+    step: int = 0
+    episode: int = 0
+    wall_time: float = 0.0
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.device = resolve_device(cfg.device)
+        self.env = make_env(cfg.env)
+        self.eval_env = make_env(cfg.env, render=cfg.video)
+        self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, self.device)
+        self.replay = ReplayBuffer(
+            self.env.observation_space, self.env.action_space, cfg.replay_capacity, self.device, seed=cfg.seed
+        )
+        self.demo_buffer = self._load_demos() if cfg.demos is not None or cfg.expert_demos else None
+        self.vice = None  # with --reward vice: the online success classifier whose output replaces batch rewards
+        if cfg.reward == "vice":
+            images = image_keys_of(self.env.observation_space)
+            self.vice = make_vice(cfg.goal_examples, images, self.device, cfg.seed, **cfg.vice_kwargs)
+        self.state = LoopState()
+        self.action_rng = np.random.default_rng(cfg.seed)
+        self.recent_success: deque[bool] = deque(maxlen=20)
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def _load_demos(self) -> ReplayBuffer:
+        if self.cfg.expert_demos:
+            transitions = expert_transitions(self.cfg.env, self.cfg.expert_demos, self.cfg.seed)
+        else:
+            from serl_envs.demos import load_demos
+
+            transitions = load_demos(self.cfg.demos)
+        buffer = ReplayBuffer(
+            self.env.observation_space, self.env.action_space, max(len(transitions) * 2, 16), self.device,
+            seed=self.cfg.seed + 1,
+        )
+        buffer.extend(transitions)
+        return buffer
+
+    def sample_batch(self) -> dict:
+        size = self.cfg.batch_size * self.cfg.utd_ratio
+        return training_batch(self.replay, self.demo_buffer, size, self.cfg.demo_fraction)
+
+    # --- checkpoints ----------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    def save_checkpoint(self) -> Path:
+        """Agent, replay buffer and loop state (see `write_checkpoint`)."""
+        return write_checkpoint(self.checkpoint_dir, self.state.step, self.agent, {"replay": self.replay},
+                                self.state.__dict__, {"vice": self.vice} if self.vice is not None else None)
+
+    def load_checkpoint(self) -> bool:
+        folder = latest_checkpoint(self.checkpoint_dir)
+        if folder is None:
+            return False
+        agent_cls = type(self.agent)
+        self.agent = agent_cls.load(folder / "agent.pt", device=self.device)
+        self.replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        if self.vice is not None:
+            self.vice.load_state(folder / "vice.pt")
+        self.state = LoopState(**json.loads((folder / "loop.json").read_text()))
+        return True
+
+    # --- evaluation -----------------------------------------------------------------------------------------------
+    def policy(self, obs) -> np.ndarray:
+        return self.agent.sample_actions(obs, deterministic=True)
+
+    def run_eval(self, writer) -> EvalResult:
+        video = self.out / "videos" / f"step_{self.state.step:09d}.mp4" if self.cfg.video else None
+        result = evaluate(self.policy, self.eval_env, self.cfg.eval_episodes, self.cfg.seed, video)
+        log_eval(self.out, writer, self.state.step, self.state.wall_time, result)
+        return result
+
+    # --- the loops --------------------------------------------------------------------------------------------------
+    def train(self) -> EvalResult | None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and self.load_checkpoint():
+            print(f"resumed from step {self.state.step} ({len(self.replay)} transitions in the buffer)")
+        (self.out / "config.json").write_text(cfg.to_json())
+        writer = SummaryWriter(str(self.out / "tb"))
+        try:
+            return self._train_offline(writer) if cfg.agent == "bc" else self._train_online(writer)
+        finally:
+            writer.close()
+            self.env.close()
+            self.eval_env.close()
+
+    def _periodic(self, writer, bar) -> EvalResult | None:
+        """Evaluation and checkpoint at their periods and at the last step."""
+        cfg, step, result = self.cfg, self.state.step, None
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            result = self.run_eval(writer)
+            bar.write(f"step {step}: eval success {result.success_rate:.0%}, return {result.mean_return:.2f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            self.save_checkpoint()
+        return result
+
+    def _progress(self, desc: str) -> tqdm:
+        return tqdm(total=self.cfg.steps, initial=self.state.step, desc=desc, unit="step",
+                    disable=os.environ.get("SERL_NO_PROGRESS") == "1")
+
+    def _train_offline(self, writer) -> EvalResult | None:
+        """BC: `steps` gradient steps on the demo buffer, evaluated in the env."""
+        if self.demo_buffer is None:
+            raise ValueError("agent 'bc' learns from demonstrations: pass --demos DATASET (see `serl record-demos`)")
+        result = None
+        start = time.perf_counter() - self.state.wall_time
+        bar = self._progress(f"bc {self.cfg.env}")
+        while self.state.step < self.cfg.steps:
+            _, info = self.agent.update(self.demo_buffer.sample(self.cfg.batch_size))
+            self.state.step += 1
+            self.state.wall_time = time.perf_counter() - start
+            if self.state.step % self.cfg.log_every == 0:
+                for key, value in info.items():
+                    writer.add_scalar(f"train/{key}", value, self.state.step)
+                bar.set_postfix(loss=f"{info['actor_loss']:.3f}")
+            result = self._periodic(writer, bar) or result
+            bar.update(1)
+        bar.close()
+        return result
+
+    def _train_online(self, writer) -> EvalResult | None:
+        cfg = self.cfg
+        obs, _ = self.env.reset(seed=cfg.seed * 100_003 + self.state.episode)
+        episode_return, result, updates, info = 0.0, None, 0, None
+        start = time.perf_counter() - self.state.wall_time
+        bar = self._progress(f"{cfg.agent} {cfg.env}")
+        while self.state.step < cfg.steps:
+            if self.state.step < cfg.random_steps:
+                action = self.action_rng.uniform(-1, 1, self.env.action_space.shape).astype(np.float32)
+            else:
+                action = self.agent.sample_actions(obs)
+            next_obs, reward, terminated, truncated, step_info = self.env.step(action)
+            self.replay.insert(make_transition(obs, action, reward, terminated, truncated, next_obs))
+            obs = next_obs
+            episode_return += float(reward)
+            self.state.step += 1
+            if terminated or truncated:
+                self.recent_success.append(bool(step_info.get("is_success", False)))
+                writer.add_scalar("train/episode_return", episode_return, self.state.step)
+                self.state.episode += 1
+                obs, _ = self.env.reset(seed=cfg.seed * 100_003 + self.state.episode)
+                episode_return = 0.0
+            if self.state.step >= cfg.training_starts and len(self.replay) >= cfg.batch_size:
+                batch = self.sample_batch()
+                if self.vice is not None:  # VICE: one classifier step, then its rewards replace the env's
+                    batch, vice_info = self.vice.relabel(batch)
+                _, info = self.agent.update(batch, utd_ratio=cfg.utd_ratio)
+                if self.vice is not None:
+                    info = {**info, **vice_info}
+                updates += cfg.utd_ratio
+            self.state.wall_time = time.perf_counter() - start
+            if self.state.step % cfg.log_every == 0:
+                if info is not None:
+                    for key, value in info.items():
+                        writer.add_scalar(f"train/{key}", value, self.state.step)
+                success = float(np.mean(self.recent_success)) if self.recent_success else 0.0
+                writer.add_scalar("train/success_rate", success, self.state.step)
+                bar.set_postfix(success=f"{success:.0%}", updates_per_s=f"{updates / max(self.state.wall_time, 1e-9):.0f}")
+            result = self._periodic(writer, bar) or result
+            bar.update(1)
+        bar.close()
+        return result
+
+
+def train(cfg: TrainConfig) -> EvalResult | None:
+    return Trainer(cfg).train()
