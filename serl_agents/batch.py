@@ -77,18 +77,6 @@ class ObsSpec:
         shapes = tuple((key, tuple(shape)) for key, shape in data["image_shapes"])
         return cls(state_dim=data["state_dim"], image_shapes=shapes, is_dict=data["is_dict"])
 
-    def example(self, device: torch.device | str = "cpu") -> Observation:
-        """A zero observation with batch size 1 (used to rebuild an agent from a checkpoint)."""
-        state = None if self.state_dim is None else torch.zeros(1, self.state_dim, device=device)
-        if not self.is_dict:
-            return state
-        obs = {
-            key: torch.zeros(1, *shape, dtype=torch.uint8, device=device) for key, shape in self.image_shapes
-        }
-        if state is not None:
-            obs[STATE_KEY] = state
-        return obs
-
 
 def _example_state_dim(state: Any, name: str) -> int:
     shape = tuple(state.shape)

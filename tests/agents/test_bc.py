@@ -66,10 +66,16 @@ def test_pixel_bc_updates_on_two_cameras_with_only_observations_and_actions():
         }
         return {**images, "state": torch.randn(size, 4, generator=g)}
 
-    agent = BCAgent.create(obs(1), torch.zeros(1, 2), image_keys=("a", "b"), policy_network_kwargs=SMALL)
+    def make():
+        return BCAgent.create(obs(1), torch.zeros(1, 2), image_keys=("a", "b"), policy_network_kwargs=SMALL)
+
+    agent, twin = make(), make()
     assert agent.config.vision.image_keys == ("a", "b") and agent.config.vision.augment_pad == 4
-    _, info = agent.update({"observations": obs(8), "actions": torch.rand(8, 2) * 2 - 1})
+    batch = {"observations": obs(8), "actions": torch.rand(8, 2, generator=g) * 2 - 1}
+    _, info = agent.update(batch)
+    _, twin_info = twin.update(batch)
     assert np.isfinite(info["actor_loss"]) and np.isfinite(info["mean_std"])
+    assert dict(info) == dict(twin_info)  # same seed: same augmentation shifts and encoder dropout
     assert agent.sample_actions(obs(3)).shape == (3, 2)
 
 

@@ -280,3 +280,22 @@ def test_gradient_clipping_bounds_each_group_norm():
     apply_gradients(loss, optimizer, None, max_grad_norm=0.5)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in layer.parameters()]))
     assert norm == pytest.approx(0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize("squash", [True, False])
+def test_policy_log_probs_match_torch_distributions(squash):
+    from torch.distributions import Independent, Normal, TransformedDistribution
+    from torch.distributions.transforms import TanhTransform
+
+    from serl_agents.nets.policy import ActionDistribution
+
+    g = torch.Generator().manual_seed(0)
+    mean, std = torch.randn(64, 3, generator=g), torch.rand(64, 3, generator=g) + 0.1
+    dist = ActionDistribution(mean, std, tanh_squash=squash)
+    actions, log_probs = dist.rsample(torch.randn(64, 3, generator=g))
+    reference = Independent(Normal(mean, std), 1)
+    if squash:
+        reference = TransformedDistribution(reference, TanhTransform())
+        actions = actions.clamp(-1 + 1e-5, 1 - 1e-5)  # TanhTransform inverts with atanh, as log_prob does
+    torch.testing.assert_close(log_probs, reference.log_prob(actions), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(dist.log_prob(actions), reference.log_prob(actions), rtol=1e-4, atol=1e-3)
