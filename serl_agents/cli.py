@@ -113,6 +113,18 @@ def _record_demos(argv: list[str]) -> int:
     return main_record_demos(argv)
 
 
+def _robot_server(argv: list[str]) -> int:
+    from serl_envs.real.cli import main_robot_server
+
+    return main_robot_server(argv)
+
+
+def _record_pose(argv: list[str]) -> int:
+    from serl_envs.real.cli import main_record_pose
+
+    return main_record_pose(argv)
+
+
 COMMANDS = {
     "train": (_train, "train an agent (SAC, DrQ, BC) on a registered task"),
     "eval": (_eval, "evaluate a checkpoint"),

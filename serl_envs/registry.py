@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from serl_envs.real import register_real
 from serl_envs.tasks import TASKS
 
-SIM_ARMS = {"Franka": "panda"}
+SIM_ARMS = {"Franka": "panda", "Piper": "piper"}
 
 
 def sim_env_ids() -> list[str]:
@@ -27,3 +28,4 @@ def register_all() -> None:
                     max_episode_steps=round(task.episode_seconds * task.control_hz),
                     kwargs={"arm": arm, "task": task_name, "obs_mode": obs_mode},
                 )
+    register_real()

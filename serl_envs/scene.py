@@ -17,3 +17,11 @@ class Scene(Protocol):
     def place(self, name: str, pos: np.ndarray, quat: np.ndarray) -> None:
         """Put an object at a pose at reset time (sim only)."""
         ...
+
+    def cable_points(self, name: str) -> np.ndarray:
+        """Centres of a declared cable's segments from the end at its parent, then of its plug if it has one."""
+        ...
+
+    def joint_position(self, name: str) -> float:
+        """Position of a jointed object's joint (m or rad, 0 at reset): how far a drawer is open."""
+        ...

@@ -5,6 +5,8 @@ numpy-only on purpose: the env core and the tasks must not import mujoco or scip
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
@@ -12,8 +14,8 @@ IDENTITY_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
 
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a ⊗ b."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
+    aw, ax, ay, az = a.tolist()  # python floats: ~5x faster than numpy scalars for 4-vectors
+    bw, bx, by, bz = b.tolist()
     return np.array(
         [
             aw * bw - ax * bx - ay * by - az * bz,
@@ -34,21 +36,25 @@ def quat_canonical(q: np.ndarray) -> np.ndarray:
 
 
 def quat_from_rotvec(v: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(v))
+    x, y, z = v.tolist()
+    angle = math.sqrt(x * x + y * y + z * z)
     if angle < 1e-12:
-        return np.array([1.0, 0.5 * v[0], 0.5 * v[1], 0.5 * v[2]]) / np.sqrt(1.0 + 0.25 * float(v @ v))
-    axis = v / angle
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])
+        n = math.sqrt(1.0 + 0.25 * angle * angle)
+        return np.array([1.0 / n, 0.5 * x / n, 0.5 * y / n, 0.5 * z / n])
+    s = math.sin(angle / 2) / angle
+    return np.array([math.cos(angle / 2), s * x, s * y, s * z])
 
 
 def rotvec_from_quat(q: np.ndarray) -> np.ndarray:
     """Rotation vector (axis * angle, angle in [0, pi]) of a unit quaternion."""
-    q = quat_canonical(q)
-    s = float(np.linalg.norm(q[1:]))
+    w, x, y, z = q.tolist()
+    if w < 0:
+        w, x, y, z = -w, -x, -y, -z
+    s = math.sqrt(x * x + y * y + z * z)
     if s < 1e-12:
-        return 2.0 * q[1:]
-    angle = 2.0 * np.arctan2(s, q[0])
-    return q[1:] / s * angle
+        return np.array([2.0 * x, 2.0 * y, 2.0 * z])
+    k = 2.0 * math.atan2(s, w) / s
+    return np.array([k * x, k * y, k * z])
 
 
 def quat_from_yaw(yaw: float) -> np.ndarray:
@@ -57,8 +63,8 @@ def quat_from_yaw(yaw: float) -> np.ndarray:
 
 def yaw_from_quat(q: np.ndarray) -> float:
     """Heading of the body x-axis in the world xy-plane."""
-    w, x, y, z = q
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+    w, x, y, z = q.tolist()
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:

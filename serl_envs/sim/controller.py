@@ -55,14 +55,17 @@ class NullspacePosture:
     def __init__(self, model: mujoco.MjModel, tcp_site_id: int, dof_ids: np.ndarray, q_rest: np.ndarray) -> None:
         self._model, self._site, self._dofs, self._q_rest = model, tcp_site_id, dof_ids, q_rest
         self._jac = np.zeros((6, model.nv))
-        self._eye = np.eye(len(dof_ids))
 
     def torque(self, data: mujoco.MjData, q: np.ndarray, stiffness: float) -> np.ndarray:
         if stiffness == 0.0:
             return np.zeros(len(self._dofs))
         mujoco.mj_jacSite(self._model, data, self._jac[:3], self._jac[3:], self._site)
         jac = self._jac[:, self._dofs]
-        # Damped pseudo-inverse: J^+ = J^T (J J^T + lambda I)^-1.
-        jac_pinv = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), np.eye(6))
-        projector = self._eye - jac.T @ jac_pinv.T
-        return projector @ (stiffness * (self._q_rest - q))
+        # (I - J^T (J J^T + lambda I)^-1 J) e, with the 6x6 solve done by MuJoCo's Cholesky (C, no numpy overhead).
+        error = stiffness * (self._q_rest - q)
+        gram = jac @ jac.T
+        gram[np.diag_indices(6)] += 1e-4
+        mujoco.mju_cholFactor(gram, 0.0)
+        task = np.empty(6)
+        mujoco.mju_cholSolve(task, gram, jac @ error)
+        return error - jac.T @ task

@@ -9,12 +9,13 @@ import mujoco
 from serl_envs.env import IMAGE_KEYS, ObsMode, SerlEnv
 from serl_envs.sim.arms.base import ArmInfo
 from serl_envs.sim.arms.panda import add_panda
+from serl_envs.sim.arms.piper import add_piper
 from serl_envs.sim.robot import SimConfig, SimRobot
 from serl_envs.sim.scene import RenderSettings
 from serl_envs.task import RewardType
 from serl_envs.tasks import TASKS
 
-ARMS: dict[str, Callable[[mujoco.MjSpec], ArmInfo]] = {"panda": add_panda}
+ARMS: dict[str, Callable[[mujoco.MjSpec], ArmInfo]] = {"panda": add_panda, "piper": add_piper}
 
 
 def make_sim_env(

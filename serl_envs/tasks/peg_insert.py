@@ -100,7 +100,7 @@ class PegInsert(Task):
         pos, quat = scene.object_pose("board")
         heading = yaw_from_quat(rs.tcp_quat)
         yaw = heading + wrap_angle(yaw_from_quat(quat) - heading, np.pi / 2)
-        return np.array([pos[0], pos[1], INSERTED_TCP_Z]), float(yaw)
+        return np.array([pos[0], pos[1], pos[2] + INSERTED_TCP_Z]), float(yaw)
 
     def success(self, rs: RobotState, scene: Scene) -> bool:
         target, _ = self.target_pose(rs, scene)

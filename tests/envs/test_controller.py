@@ -47,3 +47,15 @@ def test_pressing_into_the_table_is_capped_at_stiffness_times_clip(clip):
             mujoco.mj_contactForce(model, data, i, wrench)
             normal += wrench[0]
     assert normal == pytest.approx(stiffness * clip, rel=0.1)
+
+
+def test_nullspace_posture_torque_does_not_act_on_the_tcp():
+    env = gym.make("SerlFrankaPegInsert-v0")
+    env.reset(seed=0)
+    robot = env.unwrapped.robot
+    q = robot.state().q + np.array([0.5, -0.3, 0.5, 0.3, -0.5, 0.3, 0.5])
+    torque = robot._nullspace.torque(robot.data, q, 5.0)
+    jac = robot._nullspace._jac[:, robot._nullspace._dofs]
+    assert np.linalg.norm(torque) > 0.1  # the elbow is pulled back towards its rest posture
+    # tau = (I - J^T (J J^T)^-1 J) e: J tau = 0 up to the 1e-4 damping, so it cannot push the TCP.
+    assert np.linalg.norm(jac @ torque) < 1e-2 * np.linalg.norm(torque)

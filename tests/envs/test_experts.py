@@ -27,7 +27,10 @@ def success_rate(env_id: str, episodes: int) -> float:
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_expert_success_rate(env_id):
-    assert success_rate(env_id, episodes=50) >= 0.95
+    # 50 seeded episodes on state IDs; a vision ID runs the same expert on the same physics and only adds
+    # rendering, so 10 keep CI fast (benchmarks/env_throughput.py runs 50 on every ID).
+    episodes = 10 if "Vision" in env_id else 50
+    assert success_rate(env_id, episodes) >= 0.95
 
 
 def test_expert_actions_are_valid_and_rejects_foreign_envs():

@@ -40,8 +40,9 @@ def assert_same(a, b):
 
 def test_ids_follow_the_naming_scheme():
     assert "SerlFrankaPickCube-v0" in IDS and "SerlFrankaPegInsertVision-v0" in IDS
+    arms = tuple(f"Serl{arm}" for arm in serl_envs.registry.SIM_ARMS)
     for env_id in IDS:
-        assert env_id.startswith("SerlFranka") and env_id.endswith("-v0")
+        assert env_id.startswith(arms) and env_id.endswith("-v0")
 
 
 @pytest.mark.parametrize("env_id", IDS)
