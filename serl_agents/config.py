@@ -14,24 +14,33 @@ from pathlib import Path
 from typing import Any
 
 
+DEFAULT_AGENT_KWARGS: dict[str, Any] = {"critic_ensemble_size": 2, "critic_subsample_size": None}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run uses. Defaults are SERL's state-based sim launcher (`async_sac_state_sim`)."""
+    """Everything a training run uses.
+
+    Defaults are a CPU-friendly RLPD recipe that learns PickCube on a laptop: SAC with HIL-SERL's 2-critic ensemble,
+    UTD 4, and 20 scripted-expert demos mixed 50/50 into every batch (SERL used 20 human demos on every task). The
+    presets reproduce the published recipes exactly (`--preset serl-sac-state`, `serl-drq`, `hil-serl`).
+    """
 
     env: str = "SerlFrankaPickCube-v0"  # a registered Gymnasium ID
     agent: str = "sac"  # sac | drq | bc
-    steps: int = 20_000  # env steps to train for
+    steps: int = 15_000  # env steps to train for
     seed: int = 0  # seeds the agent, the replay sampling and every env reset
     out: Path = Path("runs/default")  # run directory: config.json, tb/, eval.csv, checkpoints/, videos/
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     torch_threads: int = 0  # CPU threads for torch; 0: torch's default. 1 avoids thrashing on a shared, busy machine
     batch_size: int = 256  # transitions per gradient step
-    utd_ratio: int = 8  # gradient steps per env step; all but the last update the critic only (SERL: 8 state, 4 DrQ)
-    random_steps: int = 1000  # uniform-random actions before the policy acts (SERL sims: 1000)
-    training_starts: int = 1000  # env steps before the first update (SERL sims: 1000)
+    utd_ratio: int = 4  # gradient steps per env step; all but the last update the critic only (SERL: 8 state, 4 DrQ)
+    random_steps: int = 0  # uniform-random actions before the policy acts (SERL sims: 1000; demos make it unneeded)
+    training_starts: int = 256  # env steps before the first update (SERL sims: 1000)
     replay_capacity: int = 1_000_000  # frames in the online buffer (SERL: 1e6 state, 2e5 images)
     demos: Path | None = None  # a Minari dataset (from `serl record-demos`); batches become 50/50 demo/online
-    expert_demos: int = 0  # sim only: instead of --demos, roll out the scripted expert for this many successful episodes
+    # scripted-expert demos (sim IDs): None = 20 on sim IDs unless --demos is given, 0 elsewhere; 0 turns them off
+    expert_demos: int | None = None
     demo_fraction: float = 0.5  # share of each batch from the demo buffer when --demos is set (RLPD/SERL: 0.5)
     eval_every: int = 2000  # env steps between evaluations (SERL: eval_period 2000)
     eval_episodes: int = 10  # seeded deterministic episodes per evaluation
@@ -39,7 +48,8 @@ class TrainConfig:
     checkpoint_every: int = 5000  # env steps between checkpoints (agent + replay buffer + loop state)
     resume: bool = False  # continue from out/checkpoints if present
     log_every: int = 100  # env steps between TensorBoard scalars
-    agent_kwargs: dict[str, Any] = field(default_factory=dict)  # SACConfig/DrQ/BC fields, e.g. {"discount": 0.97}
+    # SACConfig/DrQConfig/BCConfig fields, e.g. {"discount": 0.97}; default: HIL-SERL's ensemble of 2, no subsampling
+    agent_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_AGENT_KWARGS))
     reward: str = "env"  # env: the env's reward | vice: a success classifier trained online on goal examples (drq)
     goal_examples: Path | None = None  # --reward vice: a Minari dataset (its is_success frames) or a folder of PNGs
     vice_kwargs: dict[str, Any] = field(default_factory=dict)  # VICEConfig fields, e.g. {"gradient_penalty": 10.0}
@@ -54,7 +64,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.utd_ratio:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by utd_ratio {self.utd_ratio}")
-        if self.expert_demos < 0:
+        if self.expert_demos is not None and self.expert_demos < 0:
             raise ValueError(f"expert_demos must be >= 0, got {self.expert_demos}")
         if self.expert_demos and self.demos is not None:
             raise ValueError("pass either demos (a dataset) or expert_demos (scripted rollouts), not both")
@@ -66,6 +76,14 @@ class TrainConfig:
             raise ValueError("reward 'vice' needs --agent drq and --goal-examples DATASET (images of the task done)")
         if self.reward == "env" and self.goal_examples is not None:
             raise ValueError("goal_examples are for --reward vice")
+
+    @property
+    def n_expert_demos(self) -> int:
+        """Expert demos this run rolls out: the explicit value, else 20 on sim IDs without --demos."""
+        if self.expert_demos is not None:
+            return self.expert_demos
+        is_sim = self.env.startswith("Serl") and not self.env.endswith("Real-v0")
+        return 20 if is_sim and self.demos is None and self.agent != "bc" else 0
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -79,7 +97,7 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "serl-sac-state": {
         "agent": "sac", "utd_ratio": 8, "batch_size": 256, "random_steps": 1000, "training_starts": 1000,
-        "replay_capacity": 1_000_000,
+        "replay_capacity": 1_000_000, "expert_demos": 0,
         "agent_kwargs": {"critic_ensemble_size": 10, "critic_subsample_size": 2, "discount": 0.99,
                          "temperature_init": 1e-2, "backup_entropy": False},
     },
@@ -103,7 +121,8 @@ def apply_preset(name: str | None, overrides: dict[str, Any]) -> TrainConfig:
     if name is not None and name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     values = dict(PRESETS.get(name, {})) if name else {}
-    agent_kwargs = {**values.pop("agent_kwargs", {}), **overrides.pop("agent_kwargs", {})}
+    base = values.pop("agent_kwargs", DEFAULT_AGENT_KWARGS)
+    agent_kwargs = {**base, **overrides.pop("agent_kwargs", {})}
     values.update(overrides)
     return TrainConfig(**values, agent_kwargs=agent_kwargs)
 

@@ -183,7 +183,7 @@ class Trainer:
         self.replay = ReplayBuffer(
             self.env.observation_space, self.env.action_space, cfg.replay_capacity, self.device, seed=cfg.seed
         )
-        self.demo_buffer = self._load_demos() if cfg.demos is not None or cfg.expert_demos else None
+        self.demo_buffer = self._load_demos() if cfg.demos is not None or cfg.n_expert_demos else None
         self.vice = None  # with --reward vice: the online success classifier whose output replaces batch rewards
         if cfg.reward == "vice":
             images = image_keys_of(self.env.observation_space)
@@ -194,8 +194,8 @@ class Trainer:
 
     # --- data ---------------------------------------------------------------------------------------------------
     def _load_demos(self) -> ReplayBuffer:
-        if self.cfg.expert_demos:
-            transitions = expert_transitions(self.cfg.env, self.cfg.expert_demos, self.cfg.seed)
+        if self.cfg.n_expert_demos:
+            transitions = expert_transitions(self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed)
         else:
             from serl_envs.demos import load_demos
 

@@ -93,9 +93,20 @@ def test_bad_arguments_give_clear_errors(capsys):
         run(["train", "--agent", "ppo", "--print-config"])
     assert "agent must be one of ['bc', 'drq', 'sac'], got 'ppo'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="batch_size 100 must be divisible by utd_ratio 8"):
-        TrainConfig(batch_size=100)
+        TrainConfig(batch_size=100, utd_ratio=8)
     from serl_agents.train import make_env
 
     with pytest.raises(ValueError, match=r"unknown env 'SerlFrankaNope-v0'.*SerlFrankaPickCube-v0"):
         make_env("SerlFrankaNope-v0")
     assert run(["frobnicate"]) == 2
+
+
+def test_expert_demos_default_to_20_on_sim_ids_only():
+    assert TrainConfig().n_expert_demos == 20
+    assert TrainConfig(expert_demos=0).n_expert_demos == 0
+    assert TrainConfig(demos="demos/pick").n_expert_demos == 0
+    assert TrainConfig(env="SerlFrankaPegInsertReal-v0").n_expert_demos == 0
+    assert apply_preset("serl-sac-state", {}).n_expert_demos == 0
+    with pytest.raises(ValueError, match="pass either demos"):
+        TrainConfig(demos="demos/pick", expert_demos=5)
+
