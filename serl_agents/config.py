@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
+INTERVENTION_DEVICES = ("keyboard", "spacemouse", "gamepad", "expert")
 DEFAULT_AGENT_KWARGS: dict[str, Any] = {"critic_ensemble_size": 2, "critic_subsample_size": None}
 
 
@@ -31,7 +32,9 @@ class TrainConfig:
     steps: int = 15_000  # env steps to train for
     seed: int = 0  # seeds the agent, the replay sampling and every env reset
     out: Path = Path("runs/default")  # run directory: config.json, tb/, eval.csv, checkpoints/, videos/
-    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    device: str = "auto"  # torch device, as in SB3: auto (cuda if available) | cpu | cuda
+    intervention: str | None = None  # human in the loop: keyboard | spacemouse | gamepad | expert (scripted, sim IDs)
+    intervention_fraction: float = 0.3  # with --intervention expert: the expert takes the last 30% of each episode
     torch_threads: int = 0  # CPU threads for torch; 0: torch's default. 1 avoids thrashing on a shared, busy machine
     batch_size: int = 256  # transitions per gradient step
     utd_ratio: int = 4  # gradient steps per env step; all but the last update the critic only (SERL: 8 state, 4 DrQ)
@@ -57,6 +60,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.agent not in ("sac", "drq", "bc"):
             raise ValueError(f"agent must be one of ['bc', 'drq', 'sac'], got {self.agent!r}")
+        if self.intervention is not None and self.intervention not in INTERVENTION_DEVICES:
+            raise ValueError(
+                f"intervention must be one of {list(INTERVENTION_DEVICES)} or None, got {self.intervention!r}"
+            )
+        if not 0.0 <= self.intervention_fraction <= 1.0:
+            raise ValueError(f"intervention_fraction must be in [0, 1], got {self.intervention_fraction}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads}")
         for name in ("steps", "batch_size", "utd_ratio", "eval_episodes", "replay_capacity", "log_every"):

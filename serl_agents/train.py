@@ -161,6 +161,15 @@ def expert_transitions(env_id: str, episodes: int, seed: int) -> list[dict]:
     return transitions
 
 
+def with_intervention(env: gym.Env, device: str, expert_fraction: float) -> gym.Env:
+    """HIL-SERL: a person (or the scripted expert) can take over any step; see serl_envs.wrappers."""
+    from serl_envs.wrappers import InterventionWrapper
+    from serl_envs.wrappers.devices import ExpertDevice, make_device
+
+    handle = ExpertDevice(env, active_fraction=expert_fraction) if device == "expert" else make_device(device, env)
+    return InterventionWrapper(env, handle)
+
+
 @dataclass
 class LoopState:
     """What the loop needs besides agent and buffer to continue a run."""
@@ -178,6 +187,8 @@ class Trainer:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
         self.env = make_env(cfg.env)
+        if cfg.intervention is not None:
+            self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction)
         self.eval_env = make_env(cfg.env, render=cfg.video)
         self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, self.device)
         self.replay = ReplayBuffer(
@@ -200,12 +211,23 @@ class Trainer:
             from serl_envs.demos import load_demos
 
             transitions = load_demos(self.cfg.demos)
+        # Room for the demos, plus for every intervention when a person (or the expert) can take over.
+        room = self.cfg.replay_capacity if self.cfg.intervention is not None else 0
         buffer = ReplayBuffer(
-            self.env.observation_space, self.env.action_space, max(len(transitions) * 2, 16), self.device,
+            self.env.observation_space, self.env.action_space, max(len(transitions) * 2, 16) + room, self.device,
             seed=self.cfg.seed + 1,
         )
         buffer.extend(transitions)
         return buffer
+
+    def intervention_buffer(self) -> ReplayBuffer:
+        """The demo buffer, created empty on the first intervention when the run has no demos."""
+        if self.demo_buffer is None:
+            self.demo_buffer = ReplayBuffer(
+                self.env.observation_space, self.env.action_space, self.cfg.replay_capacity, self.device,
+                seed=self.cfg.seed + 1,
+            )
+        return self.demo_buffer
 
     def sample_batch(self) -> dict:
         size = self.cfg.batch_size * self.cfg.utd_ratio
@@ -218,7 +240,10 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Agent, replay buffer and loop state (see `write_checkpoint`)."""
-        return write_checkpoint(self.checkpoint_dir, self.state.step, self.agent, {"replay": self.replay},
+        buffers = {"replay": self.replay}
+        if self.cfg.intervention is not None and self.demo_buffer is not None:  # interventions are collected data too
+            buffers["demos"] = self.demo_buffer
+        return write_checkpoint(self.checkpoint_dir, self.state.step, self.agent, buffers,
                                 self.state.__dict__, {"vice": self.vice} if self.vice is not None else None)
 
     def load_checkpoint(self) -> bool:
@@ -228,6 +253,8 @@ class Trainer:
         agent_cls = type(self.agent)
         self.agent = agent_cls.load(folder / "agent.pt", device=self.device)
         self.replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        if (folder / "demos.npz").exists():
+            self.demo_buffer = ReplayBuffer.load(folder / "demos.npz", device=self.device)
         if self.vice is not None:
             self.vice.load_state(folder / "vice.pt")
         self.state = LoopState(**json.loads((folder / "loop.json").read_text()))
@@ -297,7 +324,7 @@ class Trainer:
     def _train_online(self, writer) -> EvalResult | None:
         cfg = self.cfg
         obs, _ = self.env.reset(seed=cfg.seed * 100_003 + self.state.episode)
-        episode_return, result, updates, info = 0.0, None, 0, None
+        episode_return, result, updates, info, intervened_steps, episode_steps = 0.0, None, 0, None, 0, 0
         start = time.perf_counter() - self.state.wall_time
         bar = self._progress(f"{cfg.agent} {cfg.env}")
         while self.state.step < cfg.steps:
@@ -306,13 +333,22 @@ class Trainer:
             else:
                 action = self.agent.sample_actions(obs)
             next_obs, reward, terminated, truncated, step_info = self.env.step(action)
-            self.replay.insert(make_transition(obs, action, reward, terminated, truncated, next_obs))
+            executed = step_info.get("intervene_action", action)  # a person's correction replaces the policy's
+            transition = make_transition(obs, executed, reward, terminated, truncated, next_obs)
+            self.replay.insert(transition)
+            if "intervene_action" in step_info:  # HIL-SERL: corrections also go to the demo buffer
+                self.intervention_buffer().insert(transition)
+                intervened_steps += 1
             obs = next_obs
             episode_return += float(reward)
+            episode_steps += 1
             self.state.step += 1
             if terminated or truncated:
                 self.recent_success.append(bool(step_info.get("is_success", False)))
                 writer.add_scalar("train/episode_return", episode_return, self.state.step)
+                if self.cfg.intervention is not None:
+                    writer.add_scalar("train/intervention_rate", intervened_steps / episode_steps, self.state.step)
+                intervened_steps = episode_steps = 0
                 self.state.episode += 1
                 obs, _ = self.env.reset(seed=cfg.seed * 100_003 + self.state.episode)
                 episode_return = 0.0

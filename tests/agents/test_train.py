@@ -110,3 +110,28 @@ def test_expert_demos_default_to_20_on_sim_ids_only():
     with pytest.raises(ValueError, match="pass either demos"):
         TrainConfig(demos="demos/pick", expert_demos=5)
 
+
+def test_interventions_reach_both_buffers(tmp_path):
+    """HIL-SERL: with the scripted expert taking the last 30% of each episode, those steps (and only those) are
+    stored with the expert's action in the online buffer and in the demo buffer."""
+    from serl_agents.train import Trainer
+
+    cfg = TrainConfig(env="SerlFrankaPickCube-v0", steps=200, out=tmp_path / "hil", intervention="expert",
+                      intervention_fraction=0.3, expert_demos=0, training_starts=1000, eval_every=10_000,
+                      checkpoint_every=10_000, video=False, eval_episodes=1,
+                      agent_kwargs=json.loads(TINY[1]))
+    trainer = Trainer(cfg)
+    trainer.train()
+    assert len(trainer.replay) == 200
+    assert len(trainer.demo_buffer) == 2 * 30  # two 100-step episodes, the last 30 steps of each
+    demo = trainer.demo_buffer.sample(60)
+    online = trainer.replay.sample(200)
+    # Every demo action is an expert action that also sits in the online buffer.
+    online_actions = {tuple(a.tolist()) for a in online["actions"]}
+    assert sum(tuple(a.tolist()) in online_actions for a in demo["actions"]) > 0
+    rows = list(csv.DictReader((tmp_path / "hil" / "eval.csv").open()))
+    assert int(rows[-1]["env_steps"]) == 200
+    # The interventions survive a checkpoint round trip.
+    resumed = Trainer(cfg)
+    assert resumed.load_checkpoint() and len(resumed.demo_buffer) == 60
+
