@@ -97,8 +97,8 @@ class SimRobot:
         self._target_mocap = m.body_mocapid[m.body(TARGET_BODY).id]
         self._gripper_act = m.actuator(self.arm.gripper_actuator).id
         self._impedance = np.array([m.actuator(n).id for n in built.impedance_actuators])
-        self._force_adr = m.sensor_adr[m.sensor(FT_FORCE).id]
-        self._torque_adr = m.sensor_adr[m.sensor(FT_TORQUE).id]
+        force, torque = m.sensor_adr[m.sensor(FT_FORCE).id], m.sensor_adr[m.sensor(FT_TORQUE).id]
+        self._wrench_idx = np.r_[force : force + 3, torque : torque + 3]
         self._camera_ids = {"front": m.camera(built.front_camera).id, "wrist": m.camera(self.arm.wrist_camera).id}
         unknown = set(config.cameras) - set(self._camera_ids)
         if unknown:
@@ -167,7 +167,7 @@ class SimRobot:
             q=d.qpos[self._joint_qpos].copy(),
             dq=d.qvel[self._joint_dof].copy(),
             gripper_width=float(d.qpos[self._finger_qpos].sum()),
-            wrench=d.sensordata[np.r_[self._force_adr : self._force_adr + 3, self._torque_adr : self._torque_adr + 3]],
+            wrench=d.sensordata[self._wrench_idx],
         )
 
     def cameras(self) -> dict[str, np.ndarray]:
