@@ -3,6 +3,7 @@
     python -m benchmarks.reward_classifier classifier    # target: precision and recall >= 0.95 on held-out rollouts
     python -m benchmarks.reward_classifier vice          # DrQ + VICE reward vs DrQ + true reward (target >= 70%)
     python -m benchmarks.reward_classifier vice --steps 4000 --runs drq-vice --out bench/vice
+    python -m benchmarks.reward_classifier vice-reward   # VICE's online classifier vs ground truth, no RL (minutes)
 
 `classifier`: a `SuccessClassifier` ("small" encoder) trained on at most 200 positive and 1000 negative frames of
 SerlFrankaPickCubeVision-v0: positives are frames of scripted-expert episodes whose `info["is_success"]` is set (cube
@@ -18,6 +19,9 @@ episodes with noisy actions (near misses, drops). Errors are broken down by the 
 batches), once with `--reward vice --goal-examples <the demos>` (the agent never sees the env's reward: VICE
 relabels every batch, demos included; the goal examples are the demos' success frames) and once with the env's
 reward; eval success (ground truth) every 2000 steps, both curves in <out>/vice.png.
+
+`vice-reward`: only VICE's classifier, updated online against the frames a DrQ+VICE run starts from (20 expert demos
+and random-policy frames), its binary reward scored against the ground truth on held-out rollouts as it trains.
 """
 
 from __future__ import annotations
@@ -252,9 +256,49 @@ def run_vice(args: argparse.Namespace) -> None:
     print(f"wrote {args.out / 'vice.png'}")
 
 
+def run_vice_reward(args: argparse.Namespace) -> None:
+    """VICE's reward before any policy learning: its classifier updated online as in `serl train --reward vice`
+    (goal examples = the success frames of 20 expert episodes; negatives = batches half from those episodes' frames,
+    success frames included, half from random-policy frames, as the 50/50 demo/online sampler gives them), scored
+    against the ground truth on held-out expert and random rollouts every `eval_every` updates."""
+    from serl_agents.classifier import binary_metrics
+    from serl_agents.vice import VICE, VICEConfig
+
+    env = gym.make(ENV)
+    cameras = tuple(key for key, space in env.observation_space.spaces.items() if space.dtype == np.uint8)
+    demos = rollouts(env, expert_policy, range(20), cameras)
+    random = rollouts(env, random_policy, range(10_000, 10_020), cameras)
+    test = {"expert": rollouts(env, expert_policy, range(1_000, 1_005), cameras),
+            "random": rollouts(env, random_policy, range(20_000, 20_005), cameras)}
+    env.close()
+    vice = VICE(subset(demos.frames, demos.success), VICEConfig(batch_size=args.batch_size // 2), args.device,
+                args.seed)
+    rng = np.random.default_rng(args.seed)
+    history, start = [], time.perf_counter()
+    for update in range(1, args.steps + 1):
+        half = args.batch_size // 2
+        batch = {key: np.concatenate([demos.frames[key][rng.integers(len(demos.success), size=half)],
+                                      random.frames[key][rng.integers(len(random.success), size=half)]])
+                 for key in cameras}
+        info = vice.update({key: value[rng.permutation(len(value))] for key, value in batch.items()})
+        if update % args.eval_every == 0 or update == args.steps:
+            rewards = {name: np.concatenate([vice.rewards(subset(r.frames, np.arange(i, min(i + 256, len(r.success)))))
+                                             .cpu().numpy() for i in range(0, len(r.success), 256)])
+                       for name, r in test.items()}
+            row = {"update": update, "seconds": round(time.perf_counter() - start, 1), **info,
+                   "expert": binary_metrics(rewards["expert"], test["expert"].success),
+                   "random_reward_mean": float(rewards["random"].mean())}
+            history.append(row)
+            print(f"update {update}: bce {info['vice/bce']:.3f}, expert precision {row['expert']['precision']:.3f} "
+                  f"recall {row['expert']['recall']:.3f}, mean reward on random frames {row['random_reward_mean']:.3f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "vice_reward.json").write_text(json.dumps(history, indent=2))
+    print(f"wrote {args.out / 'vice_reward.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["classifier", "vice"])
+    parser.add_argument("part", choices=["classifier", "vice", "vice-reward"])
     parser.add_argument("--out", type=Path, default=Path("bench/reward_classifier"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=1, help="1 is fastest on a busy 2-core machine")
@@ -268,21 +312,25 @@ def main() -> None:
     classifier.add_argument("--positives", type=int, default=200)
     classifier.add_argument("--negatives", type=int, default=1000)
     classifier.add_argument("--steps", type=int, default=None,
-                            help="classifier: gradient steps (1500); vice: env steps (20000)")
+                            help="classifier: gradient steps (1500); vice: env steps (20000); vice-reward: updates "
+                                 "(500)")
     classifier.add_argument("--batch-size", type=int, default=64)
     classifier.add_argument("--test-episodes", type=int, default=20,
                             help="held-out expert episodes (and half as many random and noisy-expert ones)")
     vice = parser.add_argument_group("vice")
     vice.add_argument("--runs", nargs="+", choices=sorted(VICE_RUNS), default=sorted(VICE_RUNS))
-    vice.add_argument("--eval-every", type=int, default=2000)
+    vice.add_argument("--eval-every", type=int, default=None, help="vice: 2000 env steps; vice-reward: 100 updates")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     if args.part == "classifier":
         args.steps = args.steps or 1500
         run_classifier(args)
-    else:
-        args.steps = args.steps or 20_000
+    elif args.part == "vice":
+        args.steps, args.eval_every = args.steps or 20_000, args.eval_every or 2000
         run_vice(args)
+    else:
+        args.steps, args.eval_every = args.steps or 500, args.eval_every or 100
+        run_vice_reward(args)
 
 
 if __name__ == "__main__":

@@ -125,13 +125,27 @@ def _record_pose(argv: list[str]) -> int:
     return main_record_pose(argv)
 
 
+def _train_classifier(argv: list[str]) -> int:
+    from serl_agents.classifier import main_train_classifier
+
+    return main_train_classifier(argv) or 0
+
+
+def _bench(argv: list[str]) -> int:
+    from serl_agents.bench import main_bench  # imports stable-baselines3 (the [sb3] extra) only here
+
+    return main_bench(argv) or 0
+
+
 COMMANDS = {
     "train": (_train, "train an agent (SAC, DrQ, BC) on a registered task"),
     "eval": (_eval, "evaluate a checkpoint"),
     "pause": (_pause, "pause a running `serl train --async`: checkpoint agent and buffers, stop; --resume continues"),
+    "train-classifier": (_train_classifier, "train a success classifier (learned reward) on positive/negative datasets"),
     "record-demos": (_record_demos, "record demonstrations (keyboard, spacemouse, gamepad, expert) as a Minari dataset"),
-    "bench": (lambda argv: __import__("serl_agents.bench", fromlist=["main_bench"]).main_bench(argv),
-              "benchmark any SB3 algorithm or bundled agent on a task over seeds; --compare runs"),
+    "bench": (_bench, "benchmark any SB3 algorithm or bundled agent on a task over seeds; --compare runs"),
+    "robot-server": (_robot_server, "serve a robot (twin, franka, piper) over HTTP for the *Real-v0 IDs"),
+    "record-pose": (_record_pose, "print/save the current TCP pose of a robot server (to set target and reset poses)"),
 }
 
 

@@ -135,3 +135,10 @@ def test_interventions_reach_both_buffers(tmp_path):
     resumed = Trainer(cfg)
     assert resumed.load_checkpoint() and len(resumed.demo_buffer) == 60
 
+
+
+def test_every_documented_command_is_wired(capsys):
+    assert run([]) == 0
+    listing = capsys.readouterr().out
+    for command in ("train", "eval", "pause", "train-classifier", "record-demos", "bench", "robot-server", "record-pose"):
+        assert f"  {command} " in listing
