@@ -16,8 +16,10 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--env", default="SerlFrankaPickCube-v0")
 parser.add_argument("--steps", type=int, default=20_000)
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--eval-episodes", type=int, default=10)
 parser.add_argument("--out", type=Path, default=Path("runs/sac_state"))
 args = parser.parse_args()
 
-result = train(apply_preset("serl-sac-state", {"env": args.env, "steps": args.steps, "seed": args.seed, "out": args.out}))
+overrides = {"env": args.env, "steps": args.steps, "seed": args.seed, "out": args.out, "eval_episodes": args.eval_episodes}
+result = train(apply_preset("serl-sac-state", overrides))
 print(f"final success rate: {result.success_rate:.0%}")

@@ -51,8 +51,8 @@ class TrainConfig:
     checkpoint_every: int = 5000  # env steps between checkpoints (agent + replay buffer + loop state)
     resume: bool = False  # continue from out/checkpoints if present
     log_every: int = 100  # env steps between TensorBoard scalars
-    # SACConfig/DrQConfig/BCConfig fields, e.g. {"discount": 0.97}; default: HIL-SERL's ensemble of 2, no subsampling
-    agent_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_AGENT_KWARGS))
+    # SACConfig/DrQConfig/BCConfig fields, e.g. {"discount": 0.97}; sac/drq default to HIL-SERL's ensemble of 2
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
     reward: str = "env"  # env: the env's reward | vice: a success classifier trained online on goal examples (drq)
     goal_examples: Path | None = None  # --reward vice: a Minari dataset (its is_success frames) or a folder of PNGs
     vice_kwargs: dict[str, Any] = field(default_factory=dict)  # VICEConfig fields, e.g. {"gradient_penalty": 10.0}
@@ -60,6 +60,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.agent not in ("sac", "drq", "bc"):
             raise ValueError(f"agent must be one of ['bc', 'drq', 'sac'], got {self.agent!r}")
+        if self.agent in ("sac", "drq"):  # filled in here so --print-config shows the values in effect
+            object.__setattr__(self, "agent_kwargs", {**DEFAULT_AGENT_KWARGS, **self.agent_kwargs})
         if self.intervention is not None and self.intervention not in INTERVENTION_DEVICES:
             raise ValueError(
                 f"intervention must be one of {list(INTERVENTION_DEVICES)} or None, got {self.intervention!r}"
@@ -130,8 +132,7 @@ def apply_preset(name: str | None, overrides: dict[str, Any]) -> TrainConfig:
     if name is not None and name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     values = dict(PRESETS.get(name, {})) if name else {}
-    base = values.pop("agent_kwargs", DEFAULT_AGENT_KWARGS)
-    agent_kwargs = {**base, **overrides.pop("agent_kwargs", {})}
+    agent_kwargs = {**values.pop("agent_kwargs", {}), **overrides.pop("agent_kwargs", {})}
     values.update(overrides)
     return TrainConfig(**values, agent_kwargs=agent_kwargs)
 
