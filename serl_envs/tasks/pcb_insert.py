@@ -27,14 +27,12 @@ from serl_envs.objects import BoxPart, SceneObject
 from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.spaces import ActionLayout, ActionScale, SafetyBox
-from serl_envs.task import Task
+from serl_envs.tasks.insertion import BoardInsertion
 from serl_envs.transforms import (
-    quat_canonical,
     quat_conj,
     quat_from_yaw,
     quat_mul,
     rotvec_from_quat,
-    wrap_angle,
     yaw_from_quat,
 )
 
@@ -85,7 +83,7 @@ def board_parts() -> tuple[BoxPart, ...]:
     )
 
 
-class PCBInsert(Task):
+class PCBInsert(BoardInsertion):
     name = "PCBInsert"
     layout = ActionLayout(rotation=True, gripper=False)
     scale = ActionScale(linear=0.2, angular=1.0)
@@ -104,31 +102,9 @@ class PCBInsert(Task):
     home_pos = (0.5, 0.0, SEATED_TCP_Z + 0.04)
     initial_gripper = 1.0 - 2 * BODY_HALF[1] / 0.08  # fingers resting on the body's faces
     episode_seconds = 5.0
-    privileged_dim = 7
-
-    def reset(self, scene: Scene) -> None:
-        x, y = self.np_random.uniform((BOARD_X[0], BOARD_Y[0]), (BOARD_X[1], BOARD_Y[1]))
-        yaw = self.np_random.uniform(-BOARD_YAW, BOARD_YAW)
-        scene.place("board", np.array([x, y, 0.0]), quat_from_yaw(yaw))
-
-    def proprio(self, rs: RobotState) -> np.ndarray:
-        return np.concatenate([rs.tcp_pos, self.relative_quat(rs), rs.tcp_twist, rs.wrench])
-
-    @property
-    def proprio_dim(self) -> int:
-        return 19
-
-    def privileged(self, scene: Scene) -> np.ndarray:
-        pos, quat = scene.object_pose("board")
-        return np.concatenate([pos, quat_canonical(quat)])
-
-    # --- target pose: what a real station would measure once by hand -----------------------------------------
-    def target_pose(self, rs: RobotState, scene: Scene) -> tuple[np.ndarray, float]:
-        """TCP position when seated, and the header-aligned heading closest to the current one."""
-        pos, quat = scene.object_pose("board")
-        heading = yaw_from_quat(rs.tcp_quat)
-        yaw = heading + wrap_angle(yaw_from_quat(quat) - heading, np.pi)
-        return np.array([pos[0], pos[1], pos[2] + SEATED_TCP_Z]), float(yaw)
+    board_x, board_y, board_yaw = BOARD_X, BOARD_Y, BOARD_YAW
+    yaw_period = np.pi
+    seated_tcp_z = SEATED_TCP_Z
 
     def success(self, rs: RobotState, scene: Scene) -> bool:
         target, _ = self.target_pose(rs, scene)

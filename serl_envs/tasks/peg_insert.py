@@ -24,14 +24,12 @@ from serl_envs.objects import BoxPart, SceneObject
 from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.spaces import ActionLayout, ActionScale, SafetyBox
-from serl_envs.task import Task
+from serl_envs.tasks.insertion import BoardInsertion
 from serl_envs.transforms import (
-    quat_canonical,
     quat_conj,
     quat_from_yaw,
     quat_mul,
     rotvec_from_quat,
-    wrap_angle,
     yaw_from_quat,
 )
 
@@ -58,7 +56,7 @@ def _board_parts() -> tuple[BoxPart, ...]:
     )
 
 
-class PegInsert(Task):
+class PegInsert(BoardInsertion):
     name = "PegInsert"
     layout = ActionLayout(rotation=True, gripper=False)
     scale = ActionScale(linear=0.3, angular=1.0)
@@ -76,31 +74,9 @@ class PegInsert(Task):
     home_pos = (0.5, 0.0, BOARD_HEIGHT + PEG_OUT + 0.06)
     initial_gripper = 1.0 - 2 * PEG_HALF / 0.08  # fingers resting on the peg's faces
     episode_seconds = 5.0
-    privileged_dim = 7
-
-    def reset(self, scene: Scene) -> None:
-        x, y = self.np_random.uniform((BOARD_X[0], BOARD_Y[0]), (BOARD_X[1], BOARD_Y[1]))
-        yaw = self.np_random.uniform(-BOARD_YAW, BOARD_YAW)
-        scene.place("board", np.array([x, y, 0.0]), quat_from_yaw(yaw))
-
-    def proprio(self, rs: RobotState) -> np.ndarray:
-        return np.concatenate([rs.tcp_pos, self.relative_quat(rs), rs.tcp_twist, rs.wrench])
-
-    @property
-    def proprio_dim(self) -> int:
-        return 19
-
-    def privileged(self, scene: Scene) -> np.ndarray:
-        pos, quat = scene.object_pose("board")
-        return np.concatenate([pos, quat_canonical(quat)])
-
-    # --- target pose: what a real station would measure once by hand -----------------------------------------
-    def target_pose(self, rs: RobotState, scene: Scene) -> tuple[np.ndarray, float]:
-        """TCP position when fully inserted, and the board-aligned heading closest to the current one."""
-        pos, quat = scene.object_pose("board")
-        heading = yaw_from_quat(rs.tcp_quat)
-        yaw = heading + wrap_angle(yaw_from_quat(quat) - heading, np.pi / 2)
-        return np.array([pos[0], pos[1], pos[2] + INSERTED_TCP_Z]), float(yaw)
+    board_x, board_y, board_yaw = BOARD_X, BOARD_Y, BOARD_YAW
+    yaw_period = np.pi / 2
+    seated_tcp_z = INSERTED_TCP_Z
 
     def success(self, rs: RobotState, scene: Scene) -> bool:
         target, _ = self.target_pose(rs, scene)
