@@ -142,17 +142,11 @@ def error_breakdown(probabilities: np.ndarray, rollouts: Rollouts) -> dict[str, 
     }
 
 
-def run_classifier(args: argparse.Namespace) -> None:
-    from serl_agents.classifier import (
-        ClassifierTrainConfig,
-        binary_metrics,
-        predict_frames,
-        train_classifier,
-    )
+def train_benchmark_classifier(args: argparse.Namespace, env: gym.Env, cameras: tuple[str, ...]):
+    """The classifier of the target, trained on frames of seeds 0-49 (expert) and 10000-10039 (random)."""
+    from serl_agents.classifier import ClassifierTrainConfig, train_classifier
 
     rng = np.random.default_rng(args.seed)
-    env = gym.make(ENV)
-    cameras = tuple(args.cameras)
     start = time.perf_counter()
     expert = rollouts(env, expert_policy, range(args.expert_episodes), cameras)
     random = rollouts(env, random_policy, range(10_000, 10_000 + args.random_episodes), cameras)
@@ -163,46 +157,63 @@ def run_classifier(args: argparse.Namespace) -> None:
     validation = (val_pos, {key: np.concatenate([val_neg[key], val_random.frames[key]]) for key in cameras})
     print(f"training frames {counts}; validation: 5 other expert + 5 random episodes; cameras {cameras}; "
           f"collected in {time.perf_counter() - start:.0f} s")
-
     config = ClassifierTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, eval_every=250)
     start = time.perf_counter()
     classifier = train_classifier(positives, negatives, config, validation=validation, device=args.device)
-    train_seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"trained {args.steps} steps (batch {args.batch_size}) in {seconds / 60:.1f} min")
     args.out.mkdir(parents=True, exist_ok=True)
     classifier.save(args.out / "clf.pt")
+    return classifier, {**counts, "steps": args.steps, "batch_size": args.batch_size, "seconds": round(seconds, 1),
+                        "validation": classifier.metrics}
 
-    results: dict[str, dict] = {}
+
+def run_classifier(args: argparse.Namespace) -> None:
+    from serl_agents.classifier import SuccessClassifier, binary_metrics, predict_frames
+
+    env = gym.make(ENV)
+    if args.checkpoint is not None:
+        classifier = SuccessClassifier.load(args.checkpoint, args.device)
+        train_record = {"checkpoint": str(args.checkpoint)}
+        cameras = tuple(classifier.image_shapes)
+    else:
+        cameras = tuple(args.cameras)
+        classifier, train_record = train_benchmark_classifier(args, env, cameras)
+
+    offset = args.test_offset
     held_out = {
-        "expert": (expert_policy, range(1_000, 1_000 + args.test_episodes), 0.0),
-        "random": (random_policy, range(20_000, 20_000 + args.test_episodes // 2), 0.0),
-        "noisy expert (std 0.3)": (expert_policy, range(30_000, 30_000 + args.test_episodes // 2), 0.3),
+        "expert": (expert_policy, range(1_000 + offset, 1_000 + offset + args.test_episodes), 0.0),
+        "random": (random_policy, range(20_000 + offset, 20_000 + offset + args.test_episodes // 2), 0.0),
+        "noisy expert (std 0.3)": (expert_policy, range(30_000 + offset, 30_000 + offset + args.test_episodes // 2),
+                                   0.3),
     }
+    results: dict[str, dict] = {}
     probabilities, labels = {}, {}
     for name, (make_policy, seeds, noise) in held_out.items():
         test = rollouts(env, make_policy, seeds, cameras, noise)
         probabilities[name], labels[name] = predict_frames(classifier, test.frames), test.success
-        results[name] = {**binary_metrics(probabilities[name], labels[name]), "episodes": len(seeds),
-                         **error_breakdown(probabilities[name], test)}
+        results[name] = {**binary_metrics(probabilities[name], labels[name]),
+                         "seeds": f"{seeds.start}-{seeds.stop - 1}", **error_breakdown(probabilities[name], test)}
     target = ("expert", "random")
     results["expert + random (target)"] = binary_metrics(
         np.concatenate([probabilities[n] for n in target]), np.concatenate([labels[n] for n in target]))
     env.close()
 
-    print(f"\ntrained {args.steps} steps (batch {args.batch_size}) in {train_seconds / 60:.1f} min; held-out rollouts:")
+    print(f"held-out rollouts (seed offset {offset}):")
     print(f"{'set':<28}{'frames':>8}{'pos':>6}{'precision':>11}{'recall':>8}{'accuracy':>10}{'FP':>5}{'FN':>5}")
     for name, m in results.items():
         print(f"{name:<28}{m['positives'] + m['negatives']:>8}{m['positives']:>6}{m['precision']:>11.3f}"
               f"{m['recall']:>8.3f}{m['accuracy']:>10.3f}{m['false_positives']:>5}{m['false_negatives']:>5}")
     for name in held_out:
-        print(f"{name} errors by true lift: " + ", ".join(
-            f"{key} {value}" for key, value in results[name].items() if key.startswith("false_") and "_" in key[6:]))
+        breakdown = {key: value for key, value in results[name].items() if key.startswith(("false_positives_",
+                                                                                           "false_negatives_"))}
+        print(f"{name} errors by true lift: " + ", ".join(f"{key} {value}" for key, value in breakdown.items()))
     record = {"machine": f"{platform.machine()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
-              "cameras": list(cameras),
-              "train": {**counts, "steps": args.steps, "batch_size": args.batch_size,
-                        "seconds": round(train_seconds, 1), "validation": classifier.metrics},
-              "held_out": results}
-    (args.out / "classifier.json").write_text(json.dumps(record, indent=2))
-    print(f"wrote {args.out / 'classifier.json'} and {args.out / 'clf.pt'}")
+              "cameras": list(cameras), "train": train_record, "held_out": results}
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "classifier.json" if offset == 0 else f"classifier_test_offset{offset}.json"
+    (args.out / name).write_text(json.dumps(record, indent=2))
+    print(f"wrote {args.out / name}")
 
 
 VICE_RUNS = {
@@ -271,8 +282,7 @@ def run_vice_reward(args: argparse.Namespace) -> None:
     test = {"expert": rollouts(env, expert_policy, range(1_000, 1_005), cameras),
             "random": rollouts(env, random_policy, range(20_000, 20_005), cameras)}
     env.close()
-    vice = VICE(subset(demos.frames, demos.success), VICEConfig(batch_size=args.batch_size // 2), args.device,
-                args.seed)
+    vice = VICE(subset(demos.frames, demos.success), VICEConfig(batch_size=args.batch_size), args.device, args.seed)
     rng = np.random.default_rng(args.seed)
     history, start = [], time.perf_counter()
     for update in range(1, args.steps + 1):
@@ -280,10 +290,10 @@ def run_vice_reward(args: argparse.Namespace) -> None:
         batch = {key: np.concatenate([demos.frames[key][rng.integers(len(demos.success), size=half)],
                                       random.frames[key][rng.integers(len(random.success), size=half)]])
                  for key in cameras}
-        info = vice.update({key: value[rng.permutation(len(value))] for key, value in batch.items()})
+        info = vice.update(batch)
         if update % args.eval_every == 0 or update == args.steps:
-            rewards = {name: np.concatenate([vice.rewards(subset(r.frames, np.arange(i, min(i + 256, len(r.success)))))
-                                             .cpu().numpy() for i in range(0, len(r.success), 256)])
+            rewards = {name: np.concatenate([vice.rewards(subset(r.frames, np.arange(i, min(i + 256, len(r.lift)))))
+                                             .cpu().numpy() for i in range(0, len(r.lift), 256)])
                        for name, r in test.items()}
             row = {"update": update, "seconds": round(time.perf_counter() - start, 1), **info,
                    "expert": binary_metrics(rewards["expert"], test["expert"].success),
@@ -309,6 +319,10 @@ def main() -> None:
                                  "height on the plain table, so it cannot tell the lift)")
     classifier.add_argument("--expert-episodes", type=int, default=50, help="expert episodes for training frames")
     classifier.add_argument("--random-episodes", type=int, default=40, help="random episodes for training frames")
+    classifier.add_argument("--checkpoint", type=Path, default=None,
+                            help="evaluate this classifier (e.g. <out>/clf.pt) instead of training one")
+    classifier.add_argument("--test-offset", type=int, default=0,
+                            help="shift every held-out seed by this much (fresh episodes for a re-check)")
     classifier.add_argument("--positives", type=int, default=200)
     classifier.add_argument("--negatives", type=int, default=1000)
     classifier.add_argument("--steps", type=int, default=None,
