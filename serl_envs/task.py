@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from serl_envs.compliance import Compliance
-from serl_envs.objects import SceneObject
+from serl_envs.objects import Declared
 from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.spaces import ActionLayout, ActionScale, SafetyBox
@@ -30,7 +30,7 @@ class Task(ABC):
     scale: ClassVar[ActionScale]
     box: ClassVar[SafetyBox]
     compliance: ClassVar[Compliance]
-    objects: ClassVar[tuple[SceneObject, ...]]
+    objects: ClassVar[tuple[Declared, ...]]  # scene objects and cables
     home_pos: ClassVar[tuple[float, float, float]]
     nominal_quat: ClassVar[np.ndarray] = DOWN_QUAT
     initial_gripper: ClassVar[float] = 0.0  # 0 open, 1 closed

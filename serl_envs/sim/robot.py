@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from serl_envs.compliance import Compliance
-from serl_envs.objects import SceneObject
+from serl_envs.objects import Declared
 from serl_envs.robot import RobotState
 from serl_envs.sim.arms.base import ArmInfo
 from serl_envs.sim.controller import NullspacePosture, apply_compliance
@@ -77,7 +77,7 @@ class SimRobot:
     def __init__(
         self,
         add_arm: Callable[[mujoco.MjSpec], ArmInfo],
-        objects: tuple[SceneObject, ...],
+        objects: tuple[Declared, ...],
         home_pos: np.ndarray,
         home_quat: np.ndarray,
         compliance: Compliance,
