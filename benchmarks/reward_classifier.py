@@ -9,11 +9,11 @@
 SerlFrankaPickCubeVision-v0: positives are frames of scripted-expert episodes whose `info["is_success"]` is set (cube
 lifted >= 10 cm), spread over 50 episodes (cube placements); negatives are the expert's frames before success (45%
 from the 12 frames of grasp and lift, the hard ones; 15% reaching) and frames of 40 uniform-random episodes (40%).
-It reads the front camera by default: the wrist camera sees a grasped cube the same at any height above the plain
-table. Validation (printed during training) uses 10 other episodes; the figures are against `info["is_success"]`
-on every frame of held-out seeded rollouts: expert and random episodes (the target), and as a harder check expert
-episodes with noisy actions (near misses, drops). Errors are broken down by the cube's true height. Writes
-<out>/classifier.json and <out>/clf.pt.
+It reads both cameras by default (`--cameras front` reaches the target too). Validation (printed during training)
+uses 10 other episodes; the figures are against `info["is_success"]` on every frame of held-out seeded rollouts:
+expert and random episodes (the target), and as a harder check expert episodes with noisy actions (near misses,
+drops). Errors are broken down by the cube's true height. Writes <out>/classifier.json and <out>/clf.pt;
+`--checkpoint clf.pt --test-offset N` re-scores a saved classifier on fresh seeds.
 
 `vice`: `serl train` with the serl-drq preset on SerlFrankaPickCubeVision-v0 and 20 scripted-expert demos (50/50
 batches), once with `--reward vice --goal-examples <the demos>` (the agent never sees the env's reward: VICE
@@ -314,9 +314,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=1, help="1 is fastest on a busy 2-core machine")
     parser.add_argument("--device", default="cpu")
     classifier = parser.add_argument_group("classifier")
-    classifier.add_argument("--cameras", nargs="+", default=["front"],
-                            help="cameras the classifier reads (the wrist view of a grasped cube is the same at any "
-                                 "height on the plain table, so it cannot tell the lift)")
+    classifier.add_argument("--cameras", nargs="+", default=["front", "wrist"], help="cameras the classifier reads")
     classifier.add_argument("--expert-episodes", type=int, default=50, help="expert episodes for training frames")
     classifier.add_argument("--random-episodes", type=int, default=40, help="random episodes for training frames")
     classifier.add_argument("--checkpoint", type=Path, default=None,

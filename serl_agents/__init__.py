@@ -8,9 +8,11 @@ actions = agent.sample_actions(obs)
 
 from serl_agents.batch import UpdateInfo
 from serl_agents.bc import BCAgent, BCConfig
+from serl_agents.classifier import SuccessClassifier, train_classifier
 from serl_agents.drq import DrQAgent, DrQConfig, VisionConfig
 from serl_agents.nets.mlp import MLPConfig
 from serl_agents.sac import SACAgent, SACConfig
+from serl_agents.vice import VICE, VICEConfig
 
 __all__ = [
     "BCAgent",
@@ -20,6 +22,10 @@ __all__ = [
     "MLPConfig",
     "SACAgent",
     "SACConfig",
+    "SuccessClassifier",
     "UpdateInfo",
+    "VICE",
+    "VICEConfig",
     "VisionConfig",
+    "train_classifier",
 ]

@@ -2,5 +2,6 @@
 
 from serl_envs.wrappers.gripper_penalty import GripperPenaltyWrapper
 from serl_envs.wrappers.intervention import InterventionWrapper
+from serl_envs.wrappers.reward_classifier import ClassifierReward, RewardClassifierWrapper
 
-__all__ = ["GripperPenaltyWrapper", "InterventionWrapper"]
+__all__ = ["ClassifierReward", "GripperPenaltyWrapper", "InterventionWrapper", "RewardClassifierWrapper"]
