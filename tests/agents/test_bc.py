@@ -12,16 +12,6 @@ OBS_DIM, ACT_DIM = 6, 3
 SMALL = {"hidden_dims": [64, 64]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine two threads wait on each
-    other at every op; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def demo_batch(size: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
     """Demo actions are a fixed nonlinear function of the state, inside (-1, 1)."""
     g = torch.Generator().manual_seed(seed)

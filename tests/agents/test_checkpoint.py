@@ -14,16 +14,6 @@ from serl_agents.nets.encoders import MultiCameraEncoder, make_encoder
 SMALL = {"hidden_dims": [16, 16]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine two threads wait on each
-    other at every op; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def state_batch(size: int = 8, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {

@@ -16,16 +16,6 @@ STATE_DIM, ACT_DIM = 5, 4
 SMALL = {"hidden_dims": [32, 32]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine two threads wait on each
-    other at every op; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_obs(size: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     obs = {key: torch.randint(0, 256, (size, *IMAGE), dtype=torch.uint8, generator=g) for key in CAMERAS}
     obs["state"] = torch.randn(size, STATE_DIM, generator=g)

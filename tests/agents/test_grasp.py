@@ -26,16 +26,6 @@ OBS_DIM, ARM_DIM = 6, 3
 SMALL = {"hidden_dims": [32, 32]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine two threads wait on each
-    other at every op; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_agent(seed: int = 0, obs_dim: int = OBS_DIM, arm_dim: int = ARM_DIM, **kwargs) -> GraspSACAgent:
     return GraspSACAgent.create_states(
         torch.zeros(1, obs_dim), torch.zeros(1, arm_dim + 1), critic_network_kwargs=SMALL,

@@ -13,16 +13,6 @@ from serl_agents import SACAgent
 TINY = {"hidden_dims": [16]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine two threads wait on each
-    other at every op; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_agent(**kwargs) -> SACAgent:
     return SACAgent.create_states(
         torch.zeros(1, 5), torch.zeros(1, 2), critic_network_kwargs=TINY, policy_network_kwargs=TINY,
