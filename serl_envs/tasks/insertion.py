@@ -10,7 +10,15 @@ import numpy as np
 from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.task import Task
-from serl_envs.transforms import quat_canonical, quat_from_yaw, wrap_angle, yaw_from_quat
+from serl_envs.transforms import (
+    quat_canonical,
+    quat_conj,
+    quat_from_yaw,
+    quat_mul,
+    rotvec_from_quat,
+    wrap_angle,
+    yaw_from_quat,
+)
 
 
 class BoardInsertion(Task):
@@ -21,6 +29,9 @@ class BoardInsertion(Task):
     board_yaw: ClassVar[float]  # board yaw uniform in [-board_yaw, board_yaw]
     yaw_period: ClassVar[float]  # the held part's rotational symmetry (pi/2 for a square peg)
     seated_tcp_z: ClassVar[float]  # TCP height above the board when the part is fully inserted
+    success_tol: ClassVar[float | tuple[float, float, float]]  # per-axis |TCP - seated pose| for success (m)
+    yaw_weight: ClassVar[float]  # metres of reward distance per radian of heading error
+    reward_sharpness: ClassVar[float]  # dense reward = 1 - tanh(sharpness * distance)
     privileged_dim = 7
 
     def reset(self, scene: Scene) -> None:
@@ -45,3 +56,22 @@ class BoardInsertion(Task):
         heading = yaw_from_quat(rs.tcp_quat)
         yaw = heading + wrap_angle(yaw_from_quat(quat) - heading, self.yaw_period)
         return np.array([pos[0], pos[1], pos[2] + self.seated_tcp_z]), float(yaw)
+
+    def success(self, rs: RobotState, scene: Scene) -> bool:
+        target, _ = self.target_pose(rs, scene)
+        return bool(np.all(np.abs(rs.tcp_pos - target) <= self.success_tol))
+
+    def reward(self, rs: RobotState, scene: Scene) -> float:
+        """From the TCP pose and the target pose only, so the same reward works on a real robot."""
+        if self.reward_type == "sparse":
+            return float(self.success(rs, scene))
+        target, yaw = self.target_pose(rs, scene)
+        distance = np.linalg.norm(rs.tcp_pos - target) + self.yaw_weight * abs(yaw - yaw_from_quat(rs.tcp_quat))
+        return float(1.0 - np.tanh(self.reward_sharpness * distance))
+
+    def heading_correction(self, rs: RobotState, yaw: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Expert helper: (rotation error as a base-frame rotation vector, the normalized rotation action) that turns
+        the TCP to pointing down at heading `yaw`."""
+        desired = quat_mul(quat_from_yaw(yaw), self.nominal_quat)
+        rot_err = rotvec_from_quat(quat_mul(desired, quat_conj(rs.tcp_quat)))
+        return rot_err, np.clip(rot_err / (self.scale.angular * dt), -1.0, 1.0)

@@ -28,13 +28,6 @@ from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.spaces import ActionLayout, ActionScale, SafetyBox
 from serl_envs.tasks.insertion import BoardInsertion
-from serl_envs.transforms import (
-    quat_conj,
-    quat_from_yaw,
-    quat_mul,
-    rotvec_from_quat,
-    yaw_from_quat,
-)
 
 PIN_HALF, PIN_LEN, PIN_SPACING = 0.0015, 0.008, 0.024
 CLEARANCE = 0.0003  # per side
@@ -104,25 +97,13 @@ class PCBInsert(BoardInsertion):
     episode_seconds = 5.0
     board_x, board_y, board_yaw = BOARD_X, BOARD_Y, BOARD_YAW
     yaw_period = np.pi
+    success_tol, yaw_weight, reward_sharpness = SUCCESS_TOL, YAW_WEIGHT, 20.0
     seated_tcp_z = SEATED_TCP_Z
-
-    def success(self, rs: RobotState, scene: Scene) -> bool:
-        target, _ = self.target_pose(rs, scene)
-        return bool(np.all(np.abs(rs.tcp_pos - target) <= SUCCESS_TOL))
-
-    def reward(self, rs: RobotState, scene: Scene) -> float:
-        if self.reward_type == "sparse":
-            return float(self.success(rs, scene))
-        target, yaw = self.target_pose(rs, scene)
-        distance = np.linalg.norm(rs.tcp_pos - target) + YAW_WEIGHT * abs(yaw - yaw_from_quat(rs.tcp_quat))
-        return float(1.0 - np.tanh(20.0 * distance))
 
     def expert_action(self, rs: RobotState, scene: Scene, memory: dict, dt: float) -> np.ndarray:
         """Align xy and yaw with the pins just above the holes, then press straight down."""
         target, yaw = self.target_pose(rs, scene)
-        desired = quat_mul(quat_from_yaw(yaw), self.nominal_quat)
-        rot_err = rotvec_from_quat(quat_mul(desired, quat_conj(rs.tcp_quat)))
-        rot = np.clip(rot_err / (self.scale.angular * dt), -1.0, 1.0)
+        rot_err, rot = self.heading_correction(rs, yaw, dt)
         hover = target + np.array([0.0, 0.0, PIN_LEN + 0.003])
         if memory.setdefault("phase", "align") == "align":
             goal = hover

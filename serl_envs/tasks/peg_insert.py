@@ -25,13 +25,6 @@ from serl_envs.robot import RobotState
 from serl_envs.scene import Scene
 from serl_envs.spaces import ActionLayout, ActionScale, SafetyBox
 from serl_envs.tasks.insertion import BoardInsertion
-from serl_envs.transforms import (
-    quat_conj,
-    quat_from_yaw,
-    quat_mul,
-    rotvec_from_quat,
-    yaw_from_quat,
-)
 
 PEG_HALF, PEG_HALF_LEN = 0.0125, 0.04
 PEG_OUT = 0.06  # peg tip beyond the TCP (fingertips)
@@ -76,25 +69,13 @@ class PegInsert(BoardInsertion):
     episode_seconds = 5.0
     board_x, board_y, board_yaw = BOARD_X, BOARD_Y, BOARD_YAW
     yaw_period = np.pi / 2
+    success_tol, yaw_weight, reward_sharpness = SUCCESS_TOL, YAW_WEIGHT, 10.0
     seated_tcp_z = INSERTED_TCP_Z
-
-    def success(self, rs: RobotState, scene: Scene) -> bool:
-        target, _ = self.target_pose(rs, scene)
-        return bool(np.all(np.abs(rs.tcp_pos - target) <= SUCCESS_TOL))
-
-    def reward(self, rs: RobotState, scene: Scene) -> float:
-        if self.reward_type == "sparse":
-            return float(self.success(rs, scene))
-        target, yaw = self.target_pose(rs, scene)
-        distance = np.linalg.norm(rs.tcp_pos - target) + YAW_WEIGHT * abs(yaw - yaw_from_quat(rs.tcp_quat))
-        return float(1.0 - np.tanh(10.0 * distance))
 
     def expert_action(self, rs: RobotState, scene: Scene, memory: dict, dt: float) -> np.ndarray:
         """Align xy and yaw above the hole, then descend straight in."""
         target, yaw = self.target_pose(rs, scene)
-        desired = quat_mul(quat_from_yaw(yaw), self.nominal_quat)
-        rot_err = rotvec_from_quat(quat_mul(desired, quat_conj(rs.tcp_quat)))
-        rot = np.clip(rot_err / (self.scale.angular * dt), -1.0, 1.0)
+        rot_err, rot = self.heading_correction(rs, yaw, dt)
         hover = target + np.array([0.0, 0.0, BOARD_HEIGHT + 0.015])
         if memory.setdefault("phase", "align") == "align":
             goal = hover
