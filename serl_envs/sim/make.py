@@ -36,7 +36,7 @@ def make_sim_env(
         raise ValueError(f"unknown arm {arm!r}; available: {sorted(ARMS)}")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; available: {sorted(TASKS)}")
-    task_obj = TASKS[task](reward_type=reward_type, terminate_on_success=terminate_on_success)
+    task_obj = TASKS[task](reward_type=reward_type, terminate_on_success=terminate_on_success, arm=arm)
     hz = control_hz if control_hz is not None else task_obj.control_hz
     config = SimConfig(
         control_dt=1.0 / hz,

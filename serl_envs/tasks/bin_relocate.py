@@ -12,6 +12,7 @@
 | Geometry | bins 18 x 20 cm outside, 5 cm walls (8 mm thick) on an 8 mm floor; block 4 cm cube, 0.1 kg |
 | Episode | 120 steps at 20 Hz (6 s); physics 2 ms; truncated by the TimeLimit only |
 | Safety box | x [0.3, 0.7], y [-0.28, 0.28], z [0.01, 0.3] m; orientation fixed |
+| Safety box (Piper) | x [0.3, 0.62], y [-0.25, 0.25], z [0.01, 0.14] m: every corner within the Piper's reach pointing down, over both bins' whole areas; the carry height is 0.1; the home (z 0.2) is above it |
 | Compliance | K 2000 N/m, D 150, error clip 2 cm (SERL's bin task: K 2000, clips 5-6 mm on a real arm that moves 10 x slower) |
 
 A real bin-relocation station has no block pose: its success needs a learned classifier (SERL used one).
@@ -67,6 +68,7 @@ class BinRelocate(Task):
     layout = ActionLayout(rotation=False, gripper=True)
     scale = ActionScale(linear=0.5)
     box = SafetyBox(low=(0.3, -0.28, 0.01), high=(0.7, 0.28, 0.3))
+    arm_boxes = {"piper": SafetyBox(low=(0.3, -0.25, 0.01), high=(0.62, 0.25, 0.14))}
     compliance = Compliance(translational_damping=150.0, translational_clip=(0.02, 0.02, 0.02))
     objects = (
         SceneObject("source_bin", bin_parts(), mount="placed"),

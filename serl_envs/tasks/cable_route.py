@@ -13,6 +13,7 @@ cable routing, as a sim analogue).
 | Geometry | cable 30 cm, 12 mm thick, 60 g, frictionless (so cheap to simulate): 12 capsule segments with two spring hinges each (bending, no twist), and a 30 x 20 x 12 mm plug; clip slot 18 mm wide, 24 mm long, 30 mm deep, under a 45 deg funnel |
 | Episode | 100 steps at 20 Hz (5 s); physics 2 ms; truncated by the TimeLimit only |
 | Safety box | x [0.3, 0.72], y [-0.25, 0.25], z [0.002, 0.25] m; orientation fixed |
+| Safety box (Piper) | x [0.3, 0.55], y [-0.25, 0.25], z [0.002, 0.2] m: every corner within the Piper's reach pointing down; the plug never goes beyond x 0.45 (it stays on a 31 cm sphere about the clamp, on the robot's side) |
 | Compliance | K 2000 N/m, D 150, error clip 2 cm (SERL's cable task: K 2000, clips 5 mm on a real arm that moves 10 x slower) |
 
 A real cable-routing station has no cable state: its success needs a learned classifier (SERL used one).
@@ -72,6 +73,7 @@ class CableRoute(Task):
     layout = ActionLayout(rotation=False, gripper=True)
     scale = ActionScale(linear=0.5)
     box = SafetyBox(low=(0.3, -0.25, GRASP_Z), high=(0.72, 0.25, 0.25))
+    arm_boxes = {"piper": SafetyBox(low=(0.3, -0.25, GRASP_Z), high=(0.55, 0.25, 0.2))}
     compliance = Compliance(translational_damping=150.0, translational_clip=(0.02, 0.02, 0.02))
     objects = (
         SceneObject("clamp", (BoxPart(CLAMP_HALF, (0.0, 0.0, CLAMP_HALF[2]), GREY),), mount="placed"),

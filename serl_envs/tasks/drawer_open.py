@@ -12,6 +12,7 @@
 | Geometry | cabinet 24 deep x 28 wide x 14 cm high; drawer 0.5 kg on a slide with 10 N s/m damping and 1 N dry friction; handle bar 100 mm long, 12 x 12 mm section, 45 mm in front of the drawer, grasped across its section |
 | Episode | 100 steps at 20 Hz (5 s); physics 2 ms; truncated by the TimeLimit only |
 | Safety box | x [0.3, 0.7], y [-0.2, 0.25], z [0.03, 0.3] m; orientation fixed |
+| Safety box (Piper) | x [0.3, 0.6], y [-0.2, 0.2], z [0.03, 0.2] m: every corner within the Piper's reach pointing down, over every handle position, closed and pulled |
 | Compliance | K 2000 N/m, D 150, error clip 2 cm (pull force capped at 40 N) |
 
 A real drawer station has no drawer state: its success needs a learned classifier or a measured handle pose.
@@ -81,6 +82,7 @@ class DrawerOpen(Task):
     layout = ActionLayout(rotation=False, gripper=True)
     scale = ActionScale(linear=0.4)
     box = SafetyBox(low=(0.3, -0.2, 0.03), high=(0.7, 0.25, 0.3))
+    arm_boxes = {"piper": SafetyBox(low=(0.3, -0.2, 0.03), high=(0.6, 0.2, 0.2))}
     compliance = Compliance(translational_damping=150.0, translational_clip=(0.02, 0.02, 0.02))
     objects = (
         SceneObject("cabinet", cabinet_parts(), mount="placed"),

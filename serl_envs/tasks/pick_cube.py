@@ -11,6 +11,7 @@
 | Start | TCP at (0.45, 0, 0.2) pointing down, gripper open; cube uniform in x [0.3, 0.6], y [-0.2, 0.2] |
 | Episode | 100 steps at 20 Hz (5 s); physics 2 ms; truncated by the TimeLimit only |
 | Safety box | x [0.25, 0.7], y [-0.3, 0.3], z [0.005, 0.35] m; orientation fixed |
+| Safety box (Piper) | x [0.25, 0.62], y [-0.22, 0.22], z [0.005, 0.16] m: every corner within the Piper's reach pointing down, still over the whole cube area with 2 cm to spare; the lift stops at 0.16 (success needs 0.112); the home (z 0.2) is above it |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class PickCube(Task):
     layout = ActionLayout(rotation=False, gripper=True)
     scale = ActionScale(linear=0.6)
     box = SafetyBox(low=(0.25, -0.3, 0.005), high=(0.7, 0.3, 0.35))
+    arm_boxes = {"piper": SafetyBox(low=(0.25, -0.22, 0.005), high=(0.62, 0.22, 0.16))}
     compliance = Compliance(translational_damping=200.0, translational_clip=(0.03, 0.03, 0.03))
     objects = (SceneObject("cube", (BoxPart((CUBE_HALF,) * 3, rgba=(0.85, 0.15, 0.15, 1.0)),), mount="free", mass=0.1),)
     home_pos = (0.45, 0.0, 0.2)

@@ -19,10 +19,11 @@ Assumed, not published (stated so a user can change them):
   matters as much as the offset: J5 bends at most 70 deg, so pointing down needs a forearm sloping down at least 20
   deg, and from the table top the Piper could point down only below ~0.1 m. From this mount it reaches every pose
   the tasks need (PickCube's whole cube area, grasped and lifted; PegInsert's safety-box corners pointing down and
-  its board area; both homes), and PickCube's cube area stays 2 cm clear of the riser. PickCube's Panda-sized
-  safety box is larger than any Piper mount clear of the cube area can cover: its far corners (x 0.7, y +-0.3) and
-  its high near corners (x 0.25, y +-0.3, z 0.35) are out of reach pointing down; targets there stretch the arm to
-  rest 2-3 cm short.
+  its board area; both homes), and PickCube's cube area stays 2 cm clear of the riser. The Franka-sized safety
+  boxes of PickCube, BinRelocate, CableRoute and DrawerOpen are larger than any Piper mount clear of their spawn
+  areas can cover (pointing down, it reaches no higher than about 0.28 m, and less far out), so those tasks declare
+  a Piper box (`Task.arm_boxes`) whose every corner it reaches; targets beyond its reach stretch the arm to rest
+  short, without a MuJoCo warning.
 """
 
 from __future__ import annotations
