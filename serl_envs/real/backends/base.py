@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from serl_envs.compliance import Compliance
+from serl_envs.transforms import quat_conj, quat_from_rotvec, quat_mul, rotvec_from_quat
 
 QUAT_ORDER = "wxyz"
 QUAT_NORM_TOL = 1e-3  # a quaternion further than this from unit norm is rejected, not normalized
@@ -89,6 +90,24 @@ def as_vector(name: str, value: Any, size: int) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} has non-finite entries at {np.flatnonzero(~np.isfinite(v)).tolist()}: {v.tolist()}")
     return v
+
+
+def clamp_to_clip(
+    position: np.ndarray, quat: np.ndarray, current_pos: np.ndarray, current_quat: np.ndarray,
+    translational_clip: Any, rotational_clip: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """SERL's per-axis clip of the pose error, applied to a target before it is sent: the position within the
+    current one +- `translational_clip` per base axis (m); the rotation from the current orientation to the
+    target, as a base-frame rotation vector, within +- `rotational_clip` per axis (rad). Caps the contact force
+    at stiffness * clip on arms whose controller does not clip (and the step size on position-controlled ones).
+    A target already inside the clip is returned unchanged."""
+    t_clip, r_clip = np.asarray(translational_clip, dtype=np.float64), np.asarray(rotational_clip, dtype=np.float64)
+    pos = np.clip(position, current_pos - t_clip, current_pos + t_clip)
+    rot = rotvec_from_quat(quat_mul(quat, quat_conj(current_quat)))
+    clipped = np.clip(rot, -r_clip, r_clip)
+    if np.array_equal(clipped, rot):
+        return pos, quat
+    return pos, quat_mul(quat_from_rotvec(clipped), current_quat)
 
 
 def as_unit_quat(name: str, value: Any) -> np.ndarray:
