@@ -7,11 +7,13 @@ raise `RobotServerError` with the server's message; a fault/reflex raises its su
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from serl_envs.compliance import Compliance
+from serl_envs.real.cameras import Camera
 from serl_envs.real.config import Pose
 from serl_envs.real.pacing import DeadlinePacer, PacingStats
 from serl_envs.robot import RobotState
@@ -142,7 +144,9 @@ class HttpRobot:
     `reset()` clears faults, lifts by `reset_lift`, moves to the reset pose (blocking moves) and sets the gripper;
     `wait()` sleeps to the
     next deadline (scaled by the server's `time_scale`, so a twin run faster is paced faster); `timing()` reports
-    the measured period jitter.
+    the measured period jitter. `cameras` names the images of `cameras()` in order: those in `local_cameras`
+    (read in this process, `serl_envs.real.cameras`) come from there, the others from the server; `close()`
+    closes both.
     """
 
     def __init__(
@@ -155,11 +159,16 @@ class HttpRobot:
         reset_lift: float = 0.0,
         cameras: tuple[str, ...] = (),
         camera_sizes: dict[str, tuple[int, int]] | None = None,
+        local_cameras: Mapping[str, Camera] | None = None,
     ) -> None:
         self.client = client
+        self.local_cameras = dict(local_cameras or {})
+        if set(self.local_cameras) - set(cameras):
+            raise ValueError(f"local cameras {sorted(set(self.local_cameras) - set(cameras))} are missing from "
+                             f"cameras {list(cameras)}, which sets the order of the images")
         health = client.health()
         served = health["cameras"]
-        missing = [n for n in cameras if n not in served]
+        missing = [n for n in cameras if n not in served and n not in self.local_cameras]
         if missing:
             raise ValueError(f"cameras {missing} are not served by the robot server at {client.url} "
                              f"(it serves {sorted(served)}); fix `cameras` in the station config")
@@ -172,6 +181,7 @@ class HttpRobot:
         self._max_width = float(health["max_gripper_width"])
         self._control_dt = 1.0 / control_hz
         self._reset_pose, self._initial_gripper, self._cameras = reset_pose, initial_gripper, tuple(cameras)
+        self._served = [n for n in cameras if n not in self.local_cameras]
         self._reset_lift = reset_lift
         self._box_low, self._box_high = np.array(health["safety_box"]["low"]), np.array(health["safety_box"]["high"])
         self.pacer = DeadlinePacer(self._control_dt / self.time_scale)
@@ -224,11 +234,19 @@ class HttpRobot:
         return _to_robot_state(s)
 
     def cameras(self) -> dict[str, np.ndarray]:
-        return self.client.cameras(list(self._cameras)) if self._cameras else {}
+        """One image per camera, in config order: the server's renders and the local cameras' latest frames."""
+        images = self.client.cameras(self._served) if self._served else {}
+        images.update((name, camera.read()) for name, camera in self.local_cameras.items())
+        return {name: images[name] for name in self._cameras}
 
     def timing(self) -> PacingStats:
         """Jitter of the control period measured by the pacer since construction (or `pacer.clear()`)."""
         return self.pacer.stats()
 
     def close(self) -> None:
-        self.client.close()
+        """Close the connection and the local cameras."""
+        try:
+            for camera in self.local_cameras.values():
+                camera.close()
+        finally:
+            self.client.close()

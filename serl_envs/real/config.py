@@ -12,7 +12,9 @@ target_pose: {position: [0.52, 0.03, 0.06], quat: [0.0, 1.0, 0.0, 0.0]}   # w, x
 reset_pose: [0.52, 0.03, 0.16, 0.0, 1.0, 0.0, 0.0]                          # or x y z qw qx qy qz
 safety_box: {low: [0.42, -0.07, 0.055], high: [0.62, 0.13, 0.2], rot_low: [-0.1, -0.1, -0.7], rot_high: [0.1, 0.1, 0.7]}
 compliance: {translational_stiffness: 2000, translational_clip: [0.01, 0.01, 0.01]}
-cameras: [{name: front}, {name: wrist}]
+cameras:                                                                    # default: the twin's served renders
+  - {name: front, source: opencv, device: 0, crop: [80, 0, 560, 480]}      # crop: x0 y0 x1 y1, then resized to size
+  - {name: wrist, source: realsense, serial: "017322071728", options: {exposure: 120}}
 limits: {watchdog_timeout: 0.5}
 ```
 The bearer token is never read from the file: pass `token=` or set `SERL_ROBOT_TOKEN`.
@@ -59,20 +61,134 @@ class Pose:
         return np.array([*self.position, *self.quat])
 
 
+CAMERA_SOURCES = ("server", "opencv", "realsense")
+LOCAL_ONLY = ("device", "serial", "crop", "capture_size", "fps", "loop", "stale_after", "startup_timeout",
+              "options")  # fields of env-side cameras only
+
+
+def _ints(value: Any, n: int) -> tuple[int, ...] | None:
+    """`value` as n Python ints, or None when it is not n integral numbers."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        return None
+    if len(items) != n or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                                  and float(v).is_integer() for v in items):
+        return None
+    return tuple(int(v) for v in items)
+
+
 @dataclass(frozen=True)
 class CameraConfig:
-    """One camera of the station. `source="server"` reads the robot server's cameras (the twin's renders).
-    Hardware sources ("realsense", "opencv", with `options` such as serial, device, crop) are for the env-side
-    camera readers; `make_real_env` of this version accepts only "server" and says so."""
+    """One camera of the station and where its frames come from.
+
+    `source="server"`: the robot server's cameras (the twin's renders), served at `size`. `"opencv"` (any camera
+    OpenCV opens: a device index, a /dev/video path, a video file or a stream URL; `pip install
+    "serl-torch[cameras]"`) and `"realsense"` (by serial number; `pip install "serl-torch[realsense]"`) are read in
+    the env's process by `serl_envs.real.cameras`, never next to the arm's real-time loop: a thread keeps the latest
+    frame, and each observation is that frame cropped to `crop` and resized to `size`.
+    """
 
     name: str
     source: str = "server"
     size: tuple[int, int] = (128, 128)  # (H, W) of the observation
-    options: Mapping[str, Any] = field(default_factory=dict)
+    device: int | str | None = None  # opencv: device index, /dev/video path, video file or stream URL
+    serial: str | None = None  # realsense: the serial number (`rs-enumerate-devices`), a string
+    crop: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) pixels of the captured frame, end exclusive
+    capture_size: tuple[int, int] | None = None  # (H, W) asked of the device; None: its default (realsense 480x640)
+    fps: float | None = None  # frames/s asked of the device; a video file is played at this rate (None: its own)
+    loop: bool = False  # opencv video file: start again at its end instead of going silent
+    stale_after: float = 1.0  # s without a new frame before a read raises CameraError
+    startup_timeout: float = 5.0  # s the first frame may take after opening (RealSense needs warm-up frames)
+    options: Mapping[str, float] = field(default_factory=dict)  # device settings by SDK name, e.g. {exposure: 100}
 
     def __post_init__(self) -> None:
-        if len(self.size) != 2 or any(int(s) != s or s < 1 for s in self.size):
-            raise ValueError(f"camera {self.name!r}: size must be two positive integers (H, W), got {self.size}")
+        where = f"camera {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"camera name must be a non-empty string, got {self.name!r}")
+        if self.source not in CAMERA_SOURCES:
+            raise ValueError(f"{where}: source must be one of {list(CAMERA_SOURCES)}, got {self.source!r}")
+        size = _ints(self.size, 2)
+        if size is None or min(size) < 1:
+            raise ValueError(f"{where}: size must be two positive integers (H, W), got {self.size}")
+        object.__setattr__(self, "size", size)
+        for name in ("stale_after", "startup_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{where}: {name} must be a number of seconds > 0, got {value!r}")
+        if self.source == "server":
+            defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                        for f in dataclasses.fields(self)}
+            local = [f for f in LOCAL_ONLY if getattr(self, f) != defaults[f]]
+            if local:
+                raise ValueError(f"{where}: {', '.join(local)} only apply to local cameras (source 'opencv' or "
+                                 f"'realsense'); the robot server serves {self.name!r} at `size` as it is")
+            return
+        self._check_local(where)
+
+    def _check_local(self, where: str) -> None:
+        if isinstance(self.options, Mapping):
+            fields = sorted(set(self.options) & {f.name for f in dataclasses.fields(self)})
+            if fields:
+                raise ValueError(f"{where}: options.{fields[0]}: {fields[0]} is a camera field, not a device setting; "
+                                 f"write it beside `source`")
+        if self.source == "opencv":
+            device = self.device
+            if isinstance(device, str) and device.isdigit():
+                device = int(device)
+            if isinstance(device, bool) or not (isinstance(device, int) and device >= 0
+                                                or isinstance(device, str) and device):
+                raise ValueError(f"{where}: device must be a device index >= 0, a /dev/video path, a video file or "
+                                 f"a stream URL, got {self.device!r}")
+            object.__setattr__(self, "device", device)
+            if self.serial is not None:
+                raise ValueError(f"{where}: serial is for realsense cameras; an opencv camera is chosen by `device`")
+        else:
+            if not isinstance(self.serial, str) or not self.serial:
+                hint = " (quote it in YAML, serials may start with 0)" if isinstance(self.serial, int) else ""
+                raise ValueError(f"{where}: serial must be the RealSense serial number as a string{hint}, "
+                                 f"got {self.serial!r}")
+            if self.device is not None:
+                raise ValueError(f"{where}: device is for opencv cameras; a realsense camera is chosen by `serial`")
+            if self.loop:
+                raise ValueError(f"{where}: loop is for opencv video files, not a realsense camera")
+        if self.capture_size is not None:
+            capture = _ints(self.capture_size, 2)
+            if capture is None or min(capture) < 1:
+                raise ValueError(f"{where}: capture_size must be two positive integers (H, W), got {self.capture_size}")
+            object.__setattr__(self, "capture_size", capture)
+        if self.crop is not None:
+            crop = _ints(self.crop, 4)
+            if crop is None or not (0 <= crop[0] < crop[2] and 0 <= crop[1] < crop[3]):
+                raise ValueError(f"{where}: crop must be (x0, y0, x1, y1) pixels with 0 <= x0 < x1 and 0 <= y0 < y1, "
+                                 f"got {self.crop}")
+            object.__setattr__(self, "crop", crop)
+            if self.capture_size is not None:
+                check_crop(self.name, crop, self.capture_size)
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
+                                     or not self.fps > 0):
+            raise ValueError(f"{where}: fps must be > 0 frames/s, got {self.fps!r}")
+        if not isinstance(self.loop, bool):
+            raise ValueError(f"{where}: loop must be true or false, got {self.loop!r}")
+        if not isinstance(self.options, Mapping):
+            raise ValueError(f"{where}: options must map device setting names to numbers, got {self.options!r}")
+        for key, value in self.options.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where}: options must map device setting names to numbers, got {key!r}: {value!r}")
+
+    @property
+    def is_local(self) -> bool:
+        """Read in the env's process (opencv, realsense), not served by the robot server."""
+        return self.source != "server"
+
+
+def check_crop(name: str, crop: tuple[int, int, int, int], frame_size: tuple[int, int]) -> None:
+    """A crop box must lie inside the (H, W) frame it cuts: checked from the config and again at open."""
+    h, w = frame_size
+    if crop[2] > w or crop[3] > h:
+        raise ValueError(f"camera {name!r}: crop {tuple(crop)} (x0, y0, x1, y1) is outside the {w}x{h} (W x H) "
+                         "captured image")
+
 
 
 @dataclass(frozen=True)

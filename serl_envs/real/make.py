@@ -9,6 +9,10 @@ arm's own sensors, plus the `front` and `wrist` cameras. `obs_mode="state"`: pro
 privileged entries, which on a station come from its config (PegInsert: the hole pose derived from `target_pose`, a
 constant per station); tasks whose privileged state would need an unobservable object (PickCube's cube) refuse it.
 
+Cameras. `source="server"` cameras are the robot server's (the twin's renders); `"opencv"` and `"realsense"`
+cameras are opened here, in the env's process, read at every step (the newest frame, cropped and resized to the
+camera's `size`; `serl_envs.real.cameras`) and closed with the env. Both kinds mix in one station.
+
 Rewards. A task whose reward reads only the arm and the station's fixtures (PegInsert) keeps its own reward. One
 that needs an unobservable object (PickCube) refuses to build unless `reward_fn(observation) -> (reward, success)`
 is given (a learned classifier, a key press); then the `ExternalReward` wrapper owns reward and success.
@@ -23,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 
 from serl_envs.env import IMAGE_KEYS, ObsMode, SerlEnv
+from serl_envs.real.cameras import open_cameras
 from serl_envs.real.client import HttpRobot, RobotClient
 from serl_envs.real.config import StationConfig, station_config
 from serl_envs.real.station import (
@@ -80,22 +85,25 @@ def make_real_env(
     sizes = {c.size for c in cameras}
     if len(sizes) > 1:
         raise ValueError(f"all cameras must share one size, got {[(c.name, c.size) for c in cameras]}")
-    other = [(c.name, c.source) for c in cameras if c.source != "server"]
-    if other:
-        raise ValueError(f"cameras {other}: only source 'server' (images served by the robot server) is supported by "
-                         "this build")
 
     task_obj = station_task(task, config, external_reward=reward_fn is not None)(
         reward_type=reward_type, terminate_on_success=terminate_on_success
     )
-    client = RobotClient(config.robot_url, token or os.environ.get(TOKEN_ENV), config.request_timeout)
+    # local cameras open here, in the env's process (never next to the arm's real-time loop), before any connection
+    local = open_cameras(c for c in cameras if c.is_local)
+    client = None
     try:
+        client = RobotClient(config.robot_url, token or os.environ.get(TOKEN_ENV), config.request_timeout)
         robot = HttpRobot(client, config.control_hz, config.reset_pose, config.compliance, task_obj.initial_gripper,
-                          config.reset_lift, cameras=names, camera_sizes={c.name: c.size for c in cameras})
+                          config.reset_lift, cameras=names,
+                          camera_sizes={c.name: c.size for c in cameras if not c.is_local}, local_cameras=local)
         env = SerlEnv(task_obj, robot, StationScene(task, fixtures), obs_mode=obs_mode, render_mode=render_mode,
                       image_size=tuple(next(iter(sizes))) if sizes else (128, 128),
                       render_frame=(lambda: robot.cameras()[names[0]]) if names else None)
     except BaseException:
-        client.close()
+        for camera in local.values():
+            camera.close()
+        if client is not None:
+            client.close()
         raise
     return ExternalReward(env, reward_fn) if reward_fn is not None else env

@@ -96,7 +96,7 @@ def test_pick_cube_refuses_a_real_robot_without_a_reward_fn():
 def test_cameras_must_match_the_vision_observation():
     with pytest.raises(ValueError, match=r"vision observations need cameras named \['front', 'wrist'\]; the station has \['front'\]"):
         gym.make("SerlFrankaPegInsertReal-v0", robot_url=UNREACHABLE, cameras=[{"name": "front"}])
-    with pytest.raises(ValueError, match=r"cameras \[\('wrist', 'realsense'\)\]: only source 'server'"):
+    with pytest.raises(ValueError, match=r"station.cameras\[1\]: camera 'wrist': options.serial: serial is a camera field"):
         gym.make("SerlFrankaPegInsertReal-v0", robot_url=UNREACHABLE,
                  cameras=[{"name": "front"}, {"name": "wrist", "source": "realsense", "options": {"serial": "123"}}])
 
