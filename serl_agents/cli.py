@@ -31,6 +31,9 @@ def _train(argv: list[str]) -> int:
         if async_cfg is not None:
             print(async_cfg.to_json())
         return 0
+    if async_cfg is not None and cfg.grasp_critic != "off":
+        parser.error(f"--async does not run the grasp critic yet (grasp_critic {cfg.grasp_critic!r}): "
+                     "add --grasp-critic off")
     if async_cfg is not None:
         from serl_agents.distributed.launcher import main_train_async
 
@@ -93,6 +96,10 @@ def _eval(argv: list[str]) -> int:
         parser.error("--env is required when the checkpoint is not inside a run directory")
     agent = load_agent(agent_file, args.device)
     env = make_env(env_id, render=args.video is not None)
+    from serl_agents.grasp import GraspSACAgent, GripperHoldWrapper
+
+    if isinstance(agent, GraspSACAgent):  # its "stay" repeats the env-side held gripper command
+        env = GripperHoldWrapper(env)
     result = evaluate(lambda o: agent.sample_actions(o, deterministic=True), env, args.episodes, args.seed, args.video)
     print(f"{env_id}: success {result.success_rate:.0%} over {result.episodes} episodes, "
           f"mean return {result.mean_return:.2f}, mean length {result.mean_length:.1f}")

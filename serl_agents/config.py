@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 
 INTERVENTION_DEVICES = ("keyboard", "spacemouse", "gamepad", "expert")
+GRASP_CRITIC_MODES = ("off", "on", "auto")
 DEFAULT_AGENT_KWARGS: dict[str, Any] = {"critic_ensemble_size": 2, "critic_subsample_size": None}
 
 
@@ -56,6 +58,12 @@ class TrainConfig:
     reward: str = "env"  # env: the env's reward | vice: a success classifier trained online on goal examples (drq)
     goal_examples: Path | None = None  # --reward vice: a Minari dataset (its is_success frames) or a folder of PNGs
     vice_kwargs: dict[str, Any] = field(default_factory=dict)  # VICEConfig fields, e.g. {"gradient_penalty": 10.0}
+    # HIL-SERL's learned gripper (sac/drq; serl_agents.grasp): the actor moves the arm, a DQN grasp critic
+    # picks open/stay/close; envs are wrapped GripperHoldWrapper(GripperPenaltyWrapper(env, grasp_penalty)).
+    # off | on (error on a task without a gripper) | auto (on where the task's action has a gripper; the
+    # hil-serl preset). True/False are accepted as on/off.
+    grasp_critic: str = "off"
+    grasp_penalty: float = -0.02  # grasp critic's reward on each step that toggles the gripper (HIL-SERL)
 
     def __post_init__(self) -> None:
         if self.agent not in ("sac", "drq", "bc"):
@@ -87,6 +95,16 @@ class TrainConfig:
             raise ValueError("reward 'vice' needs --agent drq and --goal-examples DATASET (images of the task done)")
         if self.reward == "env" and self.goal_examples is not None:
             raise ValueError("goal_examples are for --reward vice")
+        if isinstance(self.grasp_critic, bool):
+            object.__setattr__(self, "grasp_critic", "on" if self.grasp_critic else "off")
+        if self.grasp_critic not in GRASP_CRITIC_MODES:
+            raise ValueError(
+                f"grasp_critic must be one of {list(GRASP_CRITIC_MODES)}, got {self.grasp_critic!r}"
+            )
+        if self.grasp_critic == "on" and self.agent not in ("sac", "drq"):
+            raise ValueError(f"grasp_critic 'on' needs agent 'sac' or 'drq', got {self.agent!r}")
+        if not math.isfinite(self.grasp_penalty):
+            raise ValueError(f"grasp_penalty must be finite, got {self.grasp_penalty!r}")
 
     @property
     def n_expert_demos(self) -> int:
@@ -120,7 +138,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "hil-serl": {
         "agent": "drq", "utd_ratio": 2, "batch_size": 256, "random_steps": 0, "training_starts": 100,
-        "replay_capacity": 200_000, "demo_fraction": 0.5,
+        "replay_capacity": 200_000, "demo_fraction": 0.5, "grasp_critic": "auto", "grasp_penalty": -0.02,
         "agent_kwargs": {"critic_ensemble_size": 2, "critic_subsample_size": None, "discount": 0.97,
                          "temperature_init": 1e-2, "backup_entropy": False},
     },

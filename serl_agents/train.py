@@ -25,6 +25,7 @@ from tqdm import tqdm
 from serl_agents.config import TrainConfig
 from serl_agents.evaluate import EvalResult, evaluate
 from serl_agents.replay import MixedSampler, ReplayBuffer
+from serl_agents.replay.fields import GRASP_PENALTY
 from serl_agents.vice import make_vice
 
 LATEST = "latest"  # file in checkpoints/ naming the newest complete checkpoint folder
@@ -46,15 +47,72 @@ def make_env(env_id: str, render: bool = False) -> gym.Env:
         raise ValueError(f"unknown env {env_id!r}: {err}. Registered serl IDs: {serl_ids}") from err
 
 
+def gripper_task(env: gym.Env):
+    """The serl_envs task of `env` when its action ends in a gripper dimension, else None."""
+    task = getattr(env.unwrapped, "task", None)
+    return task if task is not None and task.layout.gripper else None
+
+
+def uses_grasp_critic(cfg: TrainConfig, env: gym.Env) -> bool:
+    """Resolve `cfg.grasp_critic` for this env: 'auto' is on for sac/drq on tasks with a gripper; 'on' on a
+    task without one is an error (a grasp critic would drive an action dimension that is not a gripper)."""
+    if cfg.grasp_critic == "off" or cfg.agent not in ("sac", "drq"):
+        return False
+    if gripper_task(env) is not None:
+        return True
+    if cfg.grasp_critic == "on":
+        raise ValueError(
+            f"grasp_critic 'on' needs a task whose action has a gripper dimension; {cfg.env} has none "
+            f"(action space {env.action_space}): use --grasp-critic off or auto"
+        )
+    return False
+
+
+def with_learned_gripper(env: gym.Env, penalty: float) -> gym.Env:
+    """HIL-SERL's learned-gripper stack around `env` (and its InterventionWrapper, whose executed action
+    both wrappers follow): GripperPenaltyWrapper reports `info["grasp_penalty"]` on toggles,
+    GripperHoldWrapper turns the grasp critic's "stay" (0) into the last open/close command."""
+    from serl_agents.grasp import GripperHoldWrapper
+    from serl_envs.wrappers import GripperPenaltyWrapper
+
+    return GripperHoldWrapper(GripperPenaltyWrapper(env, penalty))
+
+
+def grasp_penalties(transitions: list[dict], penalty: float, initial_closed: bool) -> list[dict]:
+    """`transitions` (in episode order, `dones` at each end) with the `grasp_penalty` that
+    GripperPenaltyWrapper would have reported for their actions: for demos recorded without it (scripted
+    expert, Minari datasets)."""
+    from serl_envs.wrappers.gripper_penalty import CLOSE_ABOVE, OPEN_BELOW
+
+    out, closed = [], initial_closed
+    for t in transitions:
+        command = float(np.asarray(t["actions"], dtype=np.float64).reshape(-1)[-1])
+        now = True if command > CLOSE_ABOVE else False if command < OPEN_BELOW else closed
+        out.append({**t, GRASP_PENALTY: penalty if now != closed else 0.0})
+        closed = initial_closed if t["dones"] else now
+    return out
+
+
 def image_keys_of(space: gym.Space) -> tuple[str, ...]:
     if not isinstance(space, gym.spaces.Dict):
         return ()
     return tuple(k for k, s in space.spaces.items() if s.dtype == np.uint8 and len(s.shape) == 3)
 
 
-def make_agent(cfg: TrainConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device):
-    """Build the agent for an env's spaces from one example observation and action (no env needed)."""
+def make_agent(
+    cfg: TrainConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device,
+    grasp_critic: bool = False,
+):
+    """Build the agent for an env's spaces from one example observation and action (no env needed).
+
+    `grasp_critic` (resolved by `uses_grasp_critic`): GraspSACAgent / GraspDrQAgent, whose actor drives every
+    action dimension but the last (the gripper), chosen by the grasp critic."""
     from serl_agents import BCAgent, DrQAgent, SACAgent
+    from serl_agents.grasp import GraspDrQAgent, GraspSACAgent
+
+    if grasp_critic and cfg.agent not in ("sac", "drq"):
+        raise ValueError(f"a grasp critic needs agent 'sac' or 'drq', got {cfg.agent!r}")
+    sac_cls, drq_cls = (GraspSACAgent, GraspDrQAgent) if grasp_critic else (SACAgent, DrQAgent)
 
     obs = observation_space.sample()
     action = action_space.sample()
@@ -63,20 +121,26 @@ def make_agent(cfg: TrainConfig, observation_space: gym.Space, action_space: gym
     if cfg.agent == "sac":
         if images:
             raise ValueError(f"agent 'sac' takes state observations; {cfg.env} has images {images}: use --agent drq")
-        return SACAgent.create_states(observations=obs, actions=action, **kwargs)
+        return sac_cls.create_states(observations=obs, actions=action, **kwargs)
     if cfg.agent == "drq":
         if not images:
             raise ValueError(f"agent 'drq' needs image observations; {cfg.env} has none: use --agent sac")
-        return DrQAgent.create_drq(observations=obs, actions=action, image_keys=images, **kwargs)
+        return drq_cls.create_drq(observations=obs, actions=action, image_keys=images, **kwargs)
     return BCAgent.create(observations=obs, actions=action, image_keys=images, **kwargs)
 
 
-def make_transition(obs, action, reward, terminated: bool, truncated: bool, next_obs) -> dict[str, Any]:
-    """The replay buffer's transition: masks = 1 - terminated (a time limit still bootstraps), dones = episode end."""
-    return {
+def make_transition(
+    obs, action, reward, terminated: bool, truncated: bool, next_obs, grasp_penalty: float | None = None
+) -> dict[str, Any]:
+    """The replay buffer's transition: masks = 1 - terminated (a time limit still bootstraps), dones = episode
+    end; `grasp_penalty` (for buffers that store it) is the step's `info["grasp_penalty"]`, 0.0 if absent."""
+    transition = {
         "observations": obs, "actions": action, "rewards": reward, "masks": 1.0 - float(terminated),
         "dones": terminated or truncated, "next_observations": next_obs,
     }
+    if grasp_penalty is not None:
+        transition[GRASP_PENALTY] = float(grasp_penalty)
+    return transition
 
 
 def training_batch(replay: ReplayBuffer, demo_buffer: ReplayBuffer | None, size: int, demo_fraction: float) -> dict:
@@ -187,13 +251,20 @@ class Trainer:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
         self.env = make_env(cfg.env)
+        try:
+            self.grasp_critic = uses_grasp_critic(cfg, self.env)  # HIL-SERL's learned gripper
+        except ValueError:
+            self.env.close()
+            raise
         if cfg.intervention is not None:
             self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction)
         self.eval_env = make_env(cfg.env, render=cfg.video)
-        self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, self.device)
-        self.replay = ReplayBuffer(
-            self.env.observation_space, self.env.action_space, cfg.replay_capacity, self.device, seed=cfg.seed
-        )
+        if self.grasp_critic:
+            self.env = with_learned_gripper(self.env, cfg.grasp_penalty)
+            self.eval_env = with_learned_gripper(self.eval_env, cfg.grasp_penalty)
+        self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, self.device,
+                                grasp_critic=self.grasp_critic)
+        self.replay = self._new_buffer(cfg.replay_capacity, cfg.seed)
         self.demo_buffer = self._load_demos() if cfg.demos is not None or cfg.n_expert_demos else None
         self.vice = None  # with --reward vice: the online success classifier whose output replaces batch rewards
         if cfg.reward == "vice":
@@ -204,6 +275,11 @@ class Trainer:
         self.recent_success: deque[bool] = deque(maxlen=20)
 
     # --- data ---------------------------------------------------------------------------------------------------
+    def _new_buffer(self, capacity: int, seed: int) -> ReplayBuffer:
+        """A buffer for this run's spaces; it stores grasp_penalty when the run has a grasp critic."""
+        return ReplayBuffer(self.env.observation_space, self.env.action_space, capacity, self.device,
+                            seed=seed, grasp_penalty=self.grasp_critic)
+
     def _load_demos(self) -> ReplayBuffer:
         if self.cfg.n_expert_demos:
             transitions = expert_transitions(self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed)
@@ -211,22 +287,19 @@ class Trainer:
             from serl_envs.demos import load_demos
 
             transitions = load_demos(self.cfg.demos)
+        if self.grasp_critic:
+            initial_closed = gripper_task(self.env).initial_gripper > 0.5  # as GripperPenaltyWrapper starts
+            transitions = grasp_penalties(transitions, self.cfg.grasp_penalty, initial_closed)
         # Room for the demos, plus for every intervention when a person (or the expert) can take over.
         room = self.cfg.replay_capacity if self.cfg.intervention is not None else 0
-        buffer = ReplayBuffer(
-            self.env.observation_space, self.env.action_space, max(len(transitions) * 2, 16) + room, self.device,
-            seed=self.cfg.seed + 1,
-        )
+        buffer = self._new_buffer(max(len(transitions) * 2, 16) + room, self.cfg.seed + 1)
         buffer.extend(transitions)
         return buffer
 
     def intervention_buffer(self) -> ReplayBuffer:
         """The demo buffer, created empty on the first intervention when the run has no demos."""
         if self.demo_buffer is None:
-            self.demo_buffer = ReplayBuffer(
-                self.env.observation_space, self.env.action_space, self.cfg.replay_capacity, self.device,
-                seed=self.cfg.seed + 1,
-            )
+            self.demo_buffer = self._new_buffer(self.cfg.replay_capacity, self.cfg.seed + 1)
         return self.demo_buffer
 
     def sample_batch(self) -> dict:
@@ -250,9 +323,16 @@ class Trainer:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        agent_cls = type(self.agent)
-        self.agent = agent_cls.load(folder / "agent.pt", device=self.device)
-        self.replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        if replay.layout.grasp_penalty != self.grasp_critic:
+            saved = "with" if replay.layout.grasp_penalty else "without"
+            raise ValueError(
+                f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
+                f"{self.cfg.grasp_critic!r} on {self.cfg.env}: resume with the run's setting or use a new "
+                "--out"
+            )
+        self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
+        self.replay = replay
         if (folder / "demos.npz").exists():
             self.demo_buffer = ReplayBuffer.load(folder / "demos.npz", device=self.device)
         if self.vice is not None:
@@ -334,7 +414,8 @@ class Trainer:
                 action = self.agent.sample_actions(obs)
             next_obs, reward, terminated, truncated, step_info = self.env.step(action)
             executed = step_info.get("intervene_action", action)  # a person's correction replaces the policy's
-            transition = make_transition(obs, executed, reward, terminated, truncated, next_obs)
+            penalty = float(step_info.get(GRASP_PENALTY, 0.0)) if self.grasp_critic else None
+            transition = make_transition(obs, executed, reward, terminated, truncated, next_obs, penalty)
             self.replay.insert(transition)
             if "intervene_action" in step_info:  # HIL-SERL: corrections also go to the demo buffer
                 self.intervention_buffer().insert(transition)

@@ -42,6 +42,8 @@ class ReplayBuffer:
         capacity: number of observation slots (frames) kept; oldest are overwritten first.
         device: where ``sample`` puts its tensors (gathered into pinned memory when CUDA).
         seed: seeds this buffer's own ``numpy.random.Generator``; the global RNG is never used.
+        grasp_penalty: store each transition's ``grasp_penalty`` (HIL-SERL's learned gripper); it is then a
+            required transition key and a sampled batch key. Files saved without it load as before.
     """
 
     def __init__(
@@ -51,12 +53,13 @@ class ReplayBuffer:
         capacity: int,
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        grasp_penalty: bool = False,
     ) -> None:
         if int(capacity) != capacity or capacity < 2:
             raise ValueError(f"capacity must be an integer >= 2 (observation slots), got {capacity!r}")
         self.observation_space = observation_space
         self.action_space = action_space
-        self.layout = TransitionLayout(observation_space, action_space)
+        self.layout = TransitionLayout(observation_space, action_space, grasp_penalty)
         self.capacity = int(capacity)
         self.device = torch.device(device)
         self._rng = np.random.default_rng(seed)
@@ -149,7 +152,8 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> dict[str, Any]:
         """A batch of torch tensors on ``device``: observations, actions, rewards, masks, dones,
-        next_observations. Dict observations stay dicts and images stay uint8 (B, H, W, 3)."""
+        next_observations (and grasp_penalty when stored). Dict observations stay dicts and images stay
+        uint8 (B, H, W, 3)."""
         return gather([(self, self.sample_indices(batch_size))], self.device)
 
     # ---------------------------------------------------------------- persistence
@@ -172,6 +176,7 @@ class ReplayBuffer:
             "rng_state": self._rng.bit_generator.state,
             "obs_arrays": obs_names,
             "spaces": space_meta,
+            "grasp_penalty": self.layout.grasp_penalty,
         }
         io.write_npz_atomic(path, arrays, meta)
 
@@ -180,11 +185,17 @@ class ReplayBuffer:
         cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", seed: int | None = None
     ) -> ReplayBuffer:
         """Read a file written by ``save``. ``seed=None`` continues the saved sampling stream exactly;
-        an integer starts a fresh one."""
+        an integer starts a fresh one. The layout is the saved one (files from before ``grasp_penalty``
+        existed load without it)."""
         arrays, meta = io.read_npz(path)
         decoded = io.decode_spaces(meta["spaces"], arrays)
         buf = cls(
-            decoded["observation_space"], decoded["action_space"], meta["capacity"], device=device, seed=seed
+            decoded["observation_space"],
+            decoded["action_space"],
+            meta["capacity"],
+            device=device,
+            seed=seed,
+            grasp_penalty=bool(meta.get("grasp_penalty", False)),
         )
         if set(meta["obs_arrays"]) != set(buf._obs):
             raise ValueError(

@@ -15,6 +15,9 @@ import torch
 from gymnasium import spaces
 
 TRANSITION_KEYS = ("observations", "actions", "rewards", "masks", "dones", "next_observations")
+# Optional per-transition float: HIL-SERL's gripper-toggle cost (GripperPenaltyWrapper's info), which the
+# grasp critic adds to its reward. Stored only by layouts built with grasp_penalty=True.
+GRASP_PENALTY = "grasp_penalty"
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,15 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 class TransitionLayout:
-    """Fields of a transition for an observation space (``Box`` or flat ``Dict`` of ``Box``) and a ``Box`` action space."""
+    """Fields of a transition for an observation space (``Box`` or flat ``Dict`` of ``Box``) and a ``Box`` action space.
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    With ``grasp_penalty`` every transition also carries a float ``grasp_penalty`` (required on insert, so a
+    learned gripper never trains on silently missing costs); without it the layout is the original six keys.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, action_space: spaces.Space, grasp_penalty: bool = False
+    ) -> None:
         if isinstance(observation_space, spaces.Dict):
             self.obs_is_dict = True
             self.obs = {
@@ -65,6 +74,14 @@ class TransitionLayout:
             "masks": Field((), np.dtype(np.float32), image=False),
             "dones": Field((), np.dtype(bool), image=False),
         }
+        if grasp_penalty:
+            self.scalars[GRASP_PENALTY] = Field((), np.dtype(np.float32), image=False)
+        self.keys = TRANSITION_KEYS + ((GRASP_PENALTY,) if grasp_penalty else ())
+
+    @property
+    def grasp_penalty(self) -> bool:
+        """Whether transitions carry ``grasp_penalty``."""
+        return GRASP_PENALTY in self.scalars
 
     def _check(self, x: Any, name: str, field: Field, lead: tuple[int, ...]) -> np.ndarray:
         arr = to_numpy(x)
@@ -108,16 +125,15 @@ class TransitionLayout:
 
     def check(self, transition: Mapping[str, Any], batch: bool = False) -> dict[str, Any]:
         """Validated numpy arrays of one transition (or of N stacked ones, leading axis N, when ``batch``)."""
+        keys = list(self.keys)
         if not isinstance(transition, Mapping):
-            raise ValueError(
-                f"transition is {type(transition).__name__}, expected a dict with keys {list(TRANSITION_KEYS)}"
-            )
-        for k in TRANSITION_KEYS:
+            raise ValueError(f"transition is {type(transition).__name__}, expected a dict with keys {keys}")
+        for k in keys:
             if k not in transition:
-                raise ValueError(f"transition is missing key {k!r}; expected keys {list(TRANSITION_KEYS)}")
+                raise ValueError(f"transition is missing key {k!r}; expected keys {keys}")
         for k in transition:
-            if k not in TRANSITION_KEYS:
-                raise ValueError(f"transition has unknown key {k!r}; expected keys {list(TRANSITION_KEYS)}")
+            if k not in keys:
+                raise ValueError(f"transition has unknown key {k!r}; expected keys {keys}")
         lead: tuple[int, ...] = ()
         if batch:
             rewards = to_numpy(transition["rewards"])

@@ -28,7 +28,7 @@ class MixedSampler:
     ``buffers[0]`` first. Each buffer draws with its own seeded generator.
 
     Args:
-        buffers: replay buffers with identical observation and action spaces and device.
+        buffers: replay buffers with identical observation and action spaces, device and stored keys.
         fractions: share of each batch from each buffer; non-negative, summing to 1.
     """
 
@@ -51,6 +51,10 @@ class MixedSampler:
                         f"buffer {i} has {attr} {getattr(b, attr)}, expected {getattr(first, attr)} "
                         "as buffer 0"
                     )
+            if b.layout.keys != first.layout.keys:
+                raise ValueError(
+                    f"buffer {i} stores {list(b.layout.keys)}, expected {list(first.layout.keys)} as buffer 0"
+                )
         self.buffers = list(buffers)
         self.fractions = [float(f) for f in fractions]
 
