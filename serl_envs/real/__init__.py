@@ -1,7 +1,8 @@
 """Real robots through a robot server (`serl robot-server`), tested end to end against the MuJoCo twin.
 
-`import serl_envs` registers `Serl{Arm}{Task}Real-v0` for every task: `gym.make("SerlFrankaPegInsertReal-v0",
-robot_url="http://127.0.0.1:5000", station="station.yaml")`. Importing this package needs no extra; the client,
+`import serl_envs` registers `Serl{Arm}{Task}Real-v0` for every arm and task: `gym.make("SerlFrankaPegInsertReal-v0",
+robot_url="http://127.0.0.1:5000", station="station.yaml")`, or `SerlPiper...Real-v0` for a Piper (its server is
+`--backend piper`, or the twin with `--arm piper`). Importing this package needs no extra; the client,
 server and backends import theirs (`pip install "serl-torch[real]"`) when used.
 """
 
@@ -11,7 +12,7 @@ import gymnasium as gym
 
 from serl_envs.tasks import TASKS
 
-REAL_ARMS = {"Franka": "panda"}
+REAL_ARMS = {"Franka": "panda", "Piper": "piper"}  # ID name -> sim arm name (the robot server's --arm)
 REAL_CONTROL_HZ = 10.0  # SERL's real envs; a station may set its own control_hz
 
 

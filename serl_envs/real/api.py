@@ -123,6 +123,7 @@ class MotionLimitsModel(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     backend: str
+    arm: str = Field(description="the arm driven, by its sim name: panda, piper")
     n_joints: int
     time_scale: float = Field(description="robot seconds per wall second (the twin's --speed)")
     max_gripper_width: float

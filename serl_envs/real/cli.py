@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serl_envs.real import REAL_ARMS
 from serl_envs.real.backends import BACKENDS, load_backend
 from serl_envs.real.config import DEFAULT_URL, read_station_file, station_config
 from serl_envs.real.station import station_defaults
@@ -18,15 +19,20 @@ from serl_envs.tasks import TASKS
 from serl_envs.transforms import quat_conj, quat_mul, rotvec_from_quat, yaw_from_quat
 
 TOKEN_ENV = "SERL_ROBOT_TOKEN"
+DEFAULT_ARMS = {"twin": "panda", "franka": "panda", "piper": "piper"}  # a hardware backend drives only its own arm
 
 
 def main_robot_server(argv: list[str] | None = None) -> None:
-    """serl robot-server --backend twin|franka|piper [--host 127.0.0.1] [--port 5000] [--token T] [--station FILE]"""
+    """serl robot-server --backend twin|franka|piper [--arm panda|piper] [--host 127.0.0.1] [--port 5000] [--token T]
+    [--station FILE]"""
     parser = argparse.ArgumentParser(
         prog="serl robot-server", add_help=False,
         description="Serve one robot arm over HTTP (FastAPI). Binds 127.0.0.1 unless --host says otherwise.",
     )
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="twin")
+    parser.add_argument("--arm", choices=sorted(REAL_ARMS.values()), default=None,
+                        help="the arm: which sim arm the twin runs (default panda); a hardware backend drives its own "
+                             "(franka: panda, piper: piper). Picks the station defaults (safety box, reset pose)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV),
@@ -46,9 +52,12 @@ def main_robot_server(argv: list[str] | None = None) -> None:
     backend.add_arguments(parser)
     parser.add_argument("-h", "--help", action="help", help="show this help (with the chosen backend's options)")
     args = parser.parse_args(argv)
+    if args.backend != "twin" and args.arm not in (None, DEFAULT_ARMS[args.backend]):
+        parser.error(f"--backend {args.backend} drives a {DEFAULT_ARMS[args.backend]}, not --arm {args.arm}")
     if args.backend != "twin" and args.station is None:
         parser.error(f"--backend {args.backend} needs --station FILE: a real arm is never served without its safety box")
-    station = station_config(station_defaults(args.task), args.station)
+    args.arm = args.arm or DEFAULT_ARMS[args.backend]
+    station = station_config(station_defaults(args.task, args.arm), args.station)
     if args.watchdog is not None:
         station = dataclasses.replace(station, limits=dataclasses.replace(station.limits, watchdog_timeout=args.watchdog))
 

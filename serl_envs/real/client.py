@@ -146,7 +146,8 @@ class HttpRobot:
     next deadline (scaled by the server's `time_scale`, so a twin run faster is paced faster); `timing()` reports
     the measured period jitter. `cameras` names the images of `cameras()` in order: those in `local_cameras`
     (read in this process, `serl_envs.real.cameras`) come from there, the others from the server; `close()`
-    closes both.
+    closes both. The gripper's full width comes from the server's /health (per arm: the Panda's 80 mm, the Piper's
+    70 mm); `arm` ("panda", "piper"), when given, must be the arm the server drives.
     """
 
     def __init__(
@@ -160,6 +161,7 @@ class HttpRobot:
         cameras: tuple[str, ...] = (),
         camera_sizes: dict[str, tuple[int, int]] | None = None,
         local_cameras: Mapping[str, Camera] | None = None,
+        arm: str | None = None,
     ) -> None:
         self.client = client
         self.local_cameras = dict(local_cameras or {})
@@ -167,6 +169,9 @@ class HttpRobot:
             raise ValueError(f"local cameras {sorted(set(self.local_cameras) - set(cameras))} are missing from "
                              f"cameras {list(cameras)}, which sets the order of the images")
         health = client.health()
+        if arm is not None and health["arm"] != arm:
+            raise ValueError(f"the robot server at {client.url} drives a {health['arm']!r} arm, this env is for a "
+                             f"{arm!r} arm; start the server with --arm {arm} or make the env of its arm")
         served = health["cameras"]
         missing = [n for n in cameras if n not in served and n not in self.local_cameras]
         if missing:

@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 
 from serl_envs.env import IMAGE_KEYS, ObsMode, SerlEnv
+from serl_envs.real import REAL_ARMS
 from serl_envs.real.cameras import open_cameras
 from serl_envs.real.client import HttpRobot, RobotClient
 from serl_envs.real.config import StationConfig, station_config
@@ -58,18 +59,20 @@ def make_real_env(
     **station_fields: Any,
 ) -> gym.Env:
     """`station` is a YAML/JSON path, a mapping or a StationConfig; `station_fields` (target_pose=..., safety_box=...,
-    control_hz=...) override it, and `robot_url` overrides its URL. The token comes from `token` or $SERL_ROBOT_TOKEN."""
-    if arm != "panda":
-        raise ValueError(f"unknown real arm {arm!r}; available: ['panda']")
+    control_hz=...) override it, and `robot_url` overrides its URL. The token comes from `token` or $SERL_ROBOT_TOKEN.
+    `arm` ("panda", "piper") picks the station defaults; the server must drive that arm (its /health says which)."""
+    if arm not in REAL_ARMS.values():
+        raise ValueError(f"unknown real arm {arm!r}; available: {sorted(REAL_ARMS.values())}")
+    env_id = f"Serl{next(name for name, a in REAL_ARMS.items() if a == arm)}{task}Real-v0"
     if obs_mode not in ("state", "vision"):
         raise ValueError(f"obs_mode must be 'state' or 'vision', got {obs_mode!r}")
-    config = station_config(station_defaults(task), station, robot_url=robot_url, **station_fields)
+    config = station_config(station_defaults(task, arm), station, robot_url=robot_url, **station_fields)
     fixtures = fixture_poses(task, config)
     hidden = unobservable_objects(task, fixtures)
     if hidden and reward_fn is None:
         raise ValueError(
             f"{task} on a real robot: its reward needs the pose of {hidden}, which a real robot cannot observe. "
-            f"Pass a reward from observations, e.g. gym.make('SerlFranka{task}Real-v0', robot_url=..., "
+            f"Pass a reward from observations, e.g. gym.make('{env_id}', robot_url=..., "
             "reward_fn=my_fn) with my_fn(obs) -> (reward, success): a learned reward classifier on the camera "
             "images, or a human key press."
         )
@@ -95,7 +98,7 @@ def make_real_env(
     try:
         client = RobotClient(config.robot_url, token or os.environ.get(TOKEN_ENV), config.request_timeout)
         robot = HttpRobot(client, config.control_hz, config.reset_pose, config.compliance, task_obj.initial_gripper,
-                          config.reset_lift, cameras=names,
+                          config.reset_lift, cameras=names, arm=arm,
                           camera_sizes={c.name: c.size for c in cameras if not c.is_local}, local_cameras=local)
         env = SerlEnv(task_obj, robot, StationScene(task, fixtures), obs_mode=obs_mode, render_mode=render_mode,
                       image_size=tuple(next(iter(sizes))) if sizes else (128, 128),

@@ -101,6 +101,7 @@ class RobotService:
         return {
             "status": "ok",
             "backend": self.robot.name,
+            "arm": self.robot.arm,
             "n_joints": self.robot.n_joints,
             "time_scale": self.robot.time_scale,
             "max_gripper_width": self.robot.gripper.max_width,

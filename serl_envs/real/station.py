@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from serl_envs.real import REAL_ARMS
 from serl_envs.real.config import Pose, StationConfig
 from serl_envs.task import Task
 from serl_envs.tasks import TASKS
@@ -57,12 +58,18 @@ def task_class(task: str) -> type[Task]:
     return TASKS[task]
 
 
-def station_defaults(task: str) -> dict[str, Any]:
-    """The sim task's own values as station defaults, so a twin of the sim task needs no config file."""
+def station_defaults(task: str, arm: str = "panda") -> dict[str, Any]:
+    """The sim task's own values on `arm` as station defaults, so a twin of the sim env needs no config file: the
+    arm's safety box (`Task.box_for`), the home as reset pose (clipped into that box: a small arm's box may end
+    below the task's home, and a station resets inside its box) and the compliance the sim env runs that arm with.
+    Poses are in the sim's task frame, which is what the twin reports; a hardware station sets its own."""
+    if arm not in REAL_ARMS.values():
+        raise ValueError(f"unknown real arm {arm!r}; available: {sorted(REAL_ARMS.values())}")
     cls, spec = task_class(task), REAL_TASKS.get(task, RealTaskSpec())
+    box = cls.box_for(arm)
     return {
-        "reset_pose": Pose(tuple(cls.home_pos), tuple(cls.nominal_quat.tolist())),
-        "safety_box": cls.box,
+        "reset_pose": Pose(tuple(box.clip_position(np.asarray(cls.home_pos, float))), tuple(cls.nominal_quat.tolist())),
+        "safety_box": box,
         "compliance": cls.compliance,
         "nominal_quat": tuple(cls.nominal_quat.tolist()),
         "target_pose": spec.default_target,

@@ -20,7 +20,7 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens there: these tests must fa
 
 
 def test_real_ids_are_registered_apart_from_the_sim_ids():
-    assert real_env_ids() == [f"SerlFranka{task}Real-v0" for task in TASKS]
+    assert real_env_ids() == [f"Serl{arm}{task}Real-v0" for arm in ("Franka", "Piper") for task in TASKS]
     assert {"SerlFrankaPickCubeReal-v0", "SerlFrankaPegInsertReal-v0"} <= set(real_env_ids())
     assert not set(real_env_ids()) & set(serl_envs.sim_env_ids())
     assert gym.spec("SerlFrankaPegInsertReal-v0").max_episode_steps == 50  # 5 s at 10 Hz

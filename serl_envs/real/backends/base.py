@@ -171,6 +171,7 @@ class BaseRobotServer(ABC):
     """
 
     name: str = "base"
+    arm: str  # the arm it drives, by its sim name ("panda", "piper"): /health reports it, the env checks it
 
     def __init__(self, limits: ArmLimits, gripper: BaseGripperServer) -> None:
         self.limits = limits

@@ -266,6 +266,7 @@ class FrankaServer(BaseRobotServer):
     by default the installed franky is imported here, not at module import."""
 
     name = "franka"
+    arm = "panda"
 
     def __init__(
         self,

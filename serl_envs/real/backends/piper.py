@@ -226,6 +226,7 @@ class PiperServer(BaseRobotServer):
     """An AgileX Piper on a CAN port (see the module docstring for what maps to what)."""
 
     name = "piper"
+    arm = "piper"
 
     def __init__(
         self,

@@ -1,5 +1,9 @@
 """The MuJoCo twin: the sim foundation's `SimRobot` behind the robot server, run in real time or `--speed` x faster.
 
+`--arm panda|piper` picks the sim arm, built and controlled exactly as in the sim envs (`serl_envs.sim.make.ARMS`),
+with its joint limits, gripper width and reach (`REACH`, around where the sim mounts it); poses are in the sim's task
+frame, as in the sim envs, so the station defaults of that arm (`station_defaults(task, arm)`) fit it as they are.
+
 A background thread owns the MuJoCo data and steps it tick by tick (TICK of robot time, paced against the wall
 clock), so the server sees what a real arm gives it: targets stream in and take effect at the next tick, state
 streams out as a snapshot published after each tick. The impedance law and its compliance (including the clip that
@@ -30,6 +34,7 @@ from serl_envs.real.backends.base import (
     BaseRobotServer,
     MotionError,
 )
+from serl_envs.real.backends.piper import WORKSPACE as PIPER_WORKSPACE
 from serl_envs.real.config import StationConfig
 from serl_envs.real.station import fixture_poses, task_class
 from serl_envs.robot import RobotState
@@ -39,7 +44,9 @@ from serl_envs.sim.scene import RenderSettings
 from serl_envs.transforms import quat_conj, quat_from_rotvec, quat_mul, rotvec_from_quat
 
 TICK = 0.01  # s of robot time per loop iteration: 5 physics steps; the latency of a streamed target
-WORKSPACE = ((-0.9, -0.9, -0.05), (0.9, 0.9, 1.2))  # m: the Panda's reach around its base, above the table
+# m: the TCP's reach around each arm's base (the Piper's as its hardware backend declares it); the twin's workspace
+# is this box around where the sim mounts the arm (`ArmInfo.base_pos`)
+REACH = {"panda": ((-0.9, -0.9, -0.05), (0.9, 0.9, 1.2)), "piper": PIPER_WORKSPACE}
 REACHED_POS, REACHED_ROT = 0.003, 0.03  # m, rad: a blocking Cartesian move has arrived
 MOVE_GRACE = 2.0  # s of robot time a blocking move may take beyond its planned duration
 MAX_LAG = 0.25  # s of wall time behind schedule after which the loop stops trying to catch up
@@ -57,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def create(args: argparse.Namespace, station: StationConfig) -> TwinRobot:
-    return TwinRobot(args.task, station, speed=args.speed, seed=args.seed, image_size=tuple(args.image_size),
-                     force_limit=args.force_limit)
+    return TwinRobot(args.task, station, arm=args.arm, speed=args.speed, seed=args.seed,
+                     image_size=tuple(args.image_size), force_limit=args.force_limit)
 
 
 def slerp(q0: np.ndarray, q1: np.ndarray, s: float) -> np.ndarray:
@@ -103,11 +110,14 @@ class TwinRobot(BaseRobotServer):
         self,
         task: str,
         station: StationConfig,
+        arm: str = "panda",
         speed: float = 1.0,
         seed: int = 0,
         image_size: tuple[int, int] = (128, 128),
         force_limit: float | None = None,
     ) -> None:
+        if arm not in REACH:
+            raise ValueError(f"unknown twin arm {arm!r}; available: {sorted(REACH)}")
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         if force_limit is not None and not force_limit > 0:
@@ -118,7 +128,8 @@ class TwinRobot(BaseRobotServer):
             render=RenderSettings(fast=True, max_size=max(640, *image_size)),
         )
         reset = station.reset_pose
-        self.sim = SimRobot(ARMS["panda"], task_cls.objects, np.array(reset.position), np.array(reset.quat),
+        self.arm = arm
+        self.sim = SimRobot(ARMS[arm], task_cls.objects, np.array(reset.position), np.array(reset.quat),
                             station.compliance, config, initial_gripper=task_cls.initial_gripper)
         self._speed, self._force_limit = float(speed), force_limit
         self._limits = station.limits
@@ -127,8 +138,10 @@ class TwinRobot(BaseRobotServer):
         self._q_adr = np.array([m.jnt_qposadr[m.joint(n).id] for n in self.sim.arm.joint_names])
         self._dof_adr = np.array([m.jnt_dofadr[m.joint(n).id] for n in self.sim.arm.joint_names])
         self._place_objects(task_cls, station, seed)
+        base, (low, high) = np.asarray(self.sim.arm.base_pos), REACH[arm]
+        workspace = (tuple(np.round(base + low, 6).tolist()), tuple(np.round(base + high, 6).tolist()))
         super().__init__(
-            ArmLimits(tuple(self.sim.arm.q_low), tuple(self.sim.arm.q_high), *WORKSPACE), TwinGripper(self)
+            ArmLimits(tuple(self.sim.arm.q_low), tuple(self.sim.arm.q_high), *workspace), TwinGripper(self)
         )
         rs = self.sim.state()
         self._target = (rs.tcp_pos, rs.tcp_quat)
