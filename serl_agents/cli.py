@@ -31,9 +31,6 @@ def _train(argv: list[str]) -> int:
         if async_cfg is not None:
             print(async_cfg.to_json())
         return 0
-    if async_cfg is not None and cfg.grasp_critic != "off":
-        parser.error(f"--async does not run the grasp critic yet (grasp_critic {cfg.grasp_critic!r}): "
-                     "add --grasp-critic off")
     if async_cfg is not None:
         from serl_agents.distributed.launcher import main_train_async
 

@@ -13,6 +13,10 @@ its robot (a real robot's server holds the pose; a sim simply is not stepped aga
 
 When the env reports `info["intervene_action"]` (an `InterventionWrapper`), the person's action is the one stored,
 and the transition is marked so the learner also puts it in its demo buffer (HIL-SERL).
+
+With HIL-SERL's learned gripper (`TrainConfig.grasp_critic` resolved on for this env, as in the synchronous loop) the
+env is wrapped the same way (`with_learned_gripper`, outside the intervention wrapper), the acting agent is the grasp
+agent (its grasp critic arrives with the policy weights) and every transition carries the step's `grasp_penalty`.
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ from serl_agents.config import TrainConfig
 from serl_agents.distributed.calls import LearnerLostError, first_line
 from serl_agents.distributed.config import AsyncConfig
 from serl_agents.distributed.weights import Weights, load_policy_weights
-from serl_agents.train import make_agent, make_env, make_transition, with_intervention
+from serl_agents.replay.fields import GRASP_PENALTY
+from serl_agents.train import (
+    gripper_task,
+    make_agent,
+    make_env,
+    make_transition,
+    uses_grasp_critic,
+    with_intervention,
+    with_learned_gripper,
+)
 
 EnvFn = Callable[[], gym.Env]
 POLL_INTERVAL_S = 0.01  # replies are collected at most this often: asking Ray about a pending call costs ~0.1 ms
@@ -138,9 +151,17 @@ class Actor:
         torch.set_num_threads(1)
         self.cfg, self.acfg, self.index = cfg, acfg, index
         self.env = env_fn() if env_fn is not None else make_env(cfg.env)
+        try:
+            self.grasp_critic = uses_grasp_critic(cfg, self.env)  # HIL-SERL's learned gripper
+        except ValueError:
+            self.env.close()
+            raise
         if cfg.intervention is not None:  # the device opens here, on the actor's machine
             self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction)
-        self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, torch.device("cpu"))
+        if self.grasp_critic:
+            self.env = with_learned_gripper(self.env, cfg.grasp_penalty)
+        self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, torch.device("cpu"),
+                                grasp_critic=self.grasp_critic)
         self.pacer = None
         if acfg.realtime:
             from serl_envs.record import Pacer
@@ -156,12 +177,21 @@ class Actor:
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         return self.env.observation_space, self.env.action_space
 
+    def learner_setup(self) -> dict[str, Any]:
+        """The learner's constructor arguments that come from this actor's env (the learner never builds it): the
+        spaces, whether the run has a grasp critic, and whether the gripper starts closed (for demo penalties)."""
+        task = gripper_task(self.env) if self.grasp_critic else None
+        return {"observation_space": self.env.observation_space, "action_space": self.env.action_space,
+                "grasp_critic": self.grasp_critic,
+                "initial_gripper_closed": task is not None and task.initial_gripper > 0.5}
+
     def stop(self) -> None:
         """End `run()` after the current env step (the launcher's Ctrl-C and pause)."""
         self._stop.set()
 
     def stats(self) -> dict[str, Any]:
-        return {"index": self.index, "steps": self.steps, "version": self.version, "versions": list(self.versions),
+        return {"index": self.index, "agent": type(self.agent).__name__, "steps": self.steps, "version": self.version,
+                "versions": list(self.versions),
                 "latencies": list(self.latencies), "pull_round_trips": list(self.pull_round_trips),
                 "cpu_s": time.process_time()}
 
@@ -223,7 +253,8 @@ class Actor:
                 self.pacer.wait()
             human = "intervene_action" in info
             stored = np.asarray(info["intervene_action"], dtype=np.float32) if human else action
-            pending.append(make_transition(obs, stored, reward, terminated, truncated, next_obs))
+            penalty = float(info.get(GRASP_PENALTY, 0.0)) if self.grasp_critic else None
+            pending.append(make_transition(obs, stored, reward, terminated, truncated, next_obs, penalty))
             intervened.append(human)
             self.steps += 1
             since_pull += 1

@@ -1,9 +1,10 @@
 """`serl train --async`: start one learner and N actors as Ray actors, watch them, restart crashed actors, and
 stop everything cleanly on completion, on Ctrl-C, on a pause request or when the learner dies.
 
-Order of start: the actors first (each builds its env, so the env's spaces come from the machine that has the
-robot), then the learner from actor 0's spaces, then `run` on every one of them. The launcher then waits on all
-`run` calls at once (never on one alone), asking the learner for its status at most twice a second:
+Order of start: the actors first (each builds its env, so the env's spaces, and whether HIL-SERL's grasp critic
+applies, come from the machine that has the robot), then the learner from actor 0's, then `run` on every one of
+them. The launcher then waits on all `run` calls at once (never on one alone), asking the learner for its status
+at most twice a second:
 - an actor whose process died is restarted by Ray (`max_restarts`); the launcher calls `run` on it again, and it
   registers anew and starts from the learner's latest weights. An actor that raised is killed so that Ray
   restarts it with a fresh env. More than `max_actor_restarts` restarts of one actor stop the run.
@@ -88,11 +89,11 @@ class AsyncRun:
         ]
 
     def start(self) -> None:
-        """Wait (bounded) for the actors' envs, then start the learner from actor 0's spaces."""
+        """Wait (bounded) for the actors' envs, then start the learner from actor 0's spaces (and grasp critic)."""
         acfg = self.acfg
-        spaces = self._started(self.actors[0].spaces.remote(), "actor 0", acfg.actor_resources)
+        setup = self._started(self.actors[0].learner_setup.remote(), "actor 0", acfg.actor_resources)
         self.learner = self.learner_cls.options(name=f"serl-learner-{self.run_id}", max_restarts=0,
-                                                **ray_options(acfg.learner_resources)).remote(self.cfg, acfg, *spaces)
+                                                **ray_options(acfg.learner_resources)).remote(self.cfg, acfg, **setup)
         self.status = self._started(self.learner.status.remote(), "the learner", acfg.learner_resources)
         self.start_status = self.status
         if self.status["resumed"]:

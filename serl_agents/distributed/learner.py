@@ -10,6 +10,10 @@ one thread and a checkpoint is always a consistent snapshot.
 The run's env-step counter is the number of transitions accepted. Once it reaches `TrainConfig.steps`, or a
 stop was requested, further batches are refused (their rows are not counted or stored) and every reply tells the
 actor to stop, so a finished run holds exactly `steps` transitions, as the synchronous loop does.
+
+With HIL-SERL's learned gripper (`grasp_critic`, resolved by the actors from their env) the agent is the grasp
+agent, every buffer (online, demo, interventions) stores `grasp_penalty`, the published weights include the grasp
+critic, and the evaluation env has the same gripper wrappers as the actors' envs.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from serl_agents.replay import ReplayBuffer
 from serl_agents.train import (
     LoopState,
     expert_transitions,
+    grasp_penalties,
     latest_checkpoint,
     log_eval,
     make_agent,
     make_env,
     resolve_device,
     training_batch,
+    with_learned_gripper,
     write_checkpoint,
 )
 
@@ -74,10 +80,13 @@ class Learner:
         cfg: the training recipe (agent, steps, UTD, batch size, checkpoints, evaluation).
         acfg: the async settings (publication period, evaluation on or off).
         observation_space, action_space: the actors' env spaces.
+        grasp_critic: HIL-SERL's learned gripper (`uses_grasp_critic` of the actors' env, see `Actor.learner_setup`).
+        initial_gripper_closed: whether the env's gripper starts closed (the grasp penalties of loaded demos).
     """
 
     def __init__(
-        self, cfg: TrainConfig, acfg: AsyncConfig, observation_space: gym.Space, action_space: gym.Space
+        self, cfg: TrainConfig, acfg: AsyncConfig, observation_space: gym.Space, action_space: gym.Space,
+        grasp_critic: bool = False, initial_gripper_closed: bool = False,
     ) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
         os.nice(acfg.learner_nice)  # this process only: Ray starts a fresh one per learner
@@ -86,9 +95,10 @@ class Learner:
         self.cfg, self.acfg = cfg, acfg
         self.out = Path(cfg.out)
         self.spaces = (observation_space, action_space)
+        self.grasp_critic, self.initial_gripper_closed = grasp_critic, initial_gripper_closed
         self.device = resolve_device(cfg.device)
-        self.agent = make_agent(cfg, observation_space, action_space, self.device)
-        self.replay = ReplayBuffer(observation_space, action_space, cfg.replay_capacity, self.device, seed=cfg.seed)
+        self.agent = make_agent(cfg, observation_space, action_space, self.device, grasp_critic=grasp_critic)
+        self.replay = self._new_buffer(cfg.replay_capacity, cfg.seed)
         self.demo_buffer: ReplayBuffer | None = None
         self.state = AsyncLoopState()
         self.resumed = bool(cfg.resume) and self._load_checkpoint()
@@ -110,11 +120,13 @@ class Learner:
         self._last_eval: EvalResult | None = None
 
     # --- buffers and checkpoints ---------------------------------------------------------------------------------
+    def _new_buffer(self, capacity: int, seed: int) -> ReplayBuffer:
+        """A buffer for the actors' spaces; it stores grasp_penalty when the run has a grasp critic."""
+        return ReplayBuffer(*self.spaces, capacity, self.device, seed=seed, grasp_penalty=self.grasp_critic)
+
     def _new_demo_buffer(self, extra: int = 0) -> ReplayBuffer:
         # Room for the demos and as many intervened transitions as the online buffer holds.
-        obs_space, action_space = self.spaces
-        capacity = self.cfg.replay_capacity + extra
-        return ReplayBuffer(obs_space, action_space, capacity, self.device, seed=self.cfg.seed + 1)
+        return self._new_buffer(self.cfg.replay_capacity + extra, self.cfg.seed + 1)
 
     def _load_demos(self) -> ReplayBuffer:
         if self.cfg.n_expert_demos:
@@ -123,6 +135,8 @@ class Learner:
             from serl_envs.demos import load_demos
 
             transitions = load_demos(self.cfg.demos)
+        if self.grasp_critic:
+            transitions = grasp_penalties(transitions, self.cfg.grasp_penalty, self.initial_gripper_closed)
         buffer = self._new_demo_buffer(extra=2 * len(transitions))
         buffer.extend(transitions)
         return buffer
@@ -143,8 +157,15 @@ class Learner:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
+        replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        if replay.layout.grasp_penalty != self.grasp_critic:
+            saved = "with" if replay.layout.grasp_penalty else "without"
+            raise ValueError(
+                f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
+                f"{self.cfg.grasp_critic!r} on {self.cfg.env}: resume with the run's setting or use a new --out"
+            )
         self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
-        self.replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
+        self.replay = replay
         if (folder / "demos.npz").exists():
             self.demo_buffer = ReplayBuffer.load(folder / "demos.npz", device=self.device)
         self.state = AsyncLoopState(**json.loads((folder / "loop.json").read_text()))
@@ -205,6 +226,7 @@ class Learner:
         with self._lock:
             return {
                 "step": self.state.step, "accepted": self._accepted, "updates": self.agent.step,
+                "agent": type(self.agent).__name__,
                 "version": self._weights.version, "episodes": self.state.episode, "buffer": len(self.replay),
                 "demo_buffer": 0 if self.demo_buffer is None else len(self.demo_buffer),
                 "intervened": self.state.intervened, "resumed": self.resumed,
@@ -249,6 +271,8 @@ class Learner:
     def _evaluate(self, writer) -> None:
         if self._eval_env is None:
             self._eval_env = make_env(self.cfg.env, render=self.cfg.video)
+            if self.grasp_critic:
+                self._eval_env = with_learned_gripper(self._eval_env, self.cfg.grasp_penalty)
         video = self.out / "videos" / f"step_{self.state.step:09d}.mp4" if self.cfg.video else None
         policy = lambda obs: self.agent.sample_actions(obs, deterministic=True)  # noqa: E731
         result = evaluate(policy, self._eval_env, self.cfg.eval_episodes, self.cfg.seed, video)

@@ -1,6 +1,7 @@
 """Versioned policy weights: what the learner publishes and the actors load.
 
-An actor only acts, so it needs the encoder and the actor network, not the critics or the optimizer. Frozen
+An actor only acts, so it needs the encoder and the actor network (and a grasp agent's grasp critic, which picks
+the gripper action), not the other critics, the target networks or the optimizer. Frozen
 parameters (a pretrained image encoder) never change: they travel once, when an actor registers, and every later
 publication carries only the parameters that train. Arrays are numpy copies (the learner keeps updating its
 tensors in place) with the wall-clock time of publication, so an actor can measure the broadcast latency.
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-POLICY_PREFIXES = ("encoder.", "actor.")
+POLICY_PREFIXES = ("encoder.", "actor.", "grasp_critic.")  # grasp_critic: GraspSACAgent / GraspDrQAgent only
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Weights:
 
     version: int  # the learner's update count when published; increases monotonically, across resumes too
     published_at: float  # time.time() at publication (for latency measurements)
-    arrays: dict[str, np.ndarray]  # state_dict entries of the encoder and actor
+    arrays: dict[str, np.ndarray]  # state_dict entries of the encoder and actor (and grasp critic)
 
 
 def frozen_names(agent: nn.Module) -> set[str]:
@@ -32,7 +33,7 @@ def frozen_names(agent: nn.Module) -> set[str]:
 
 
 def policy_weights(agent: nn.Module, version: int, include_frozen: bool) -> Weights:
-    """The encoder's and actor's weights (all of them, or without frozen parameters)."""
+    """The encoder's, actor's and grasp critic's weights (all of them, or without frozen parameters)."""
     skip = set() if include_frozen else frozen_names(agent)
     arrays = {
         name: tensor.detach().to("cpu", copy=True).numpy()

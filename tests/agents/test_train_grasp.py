@@ -224,7 +224,7 @@ def test_grasp_critic_modes_and_gripperless_tasks(tmp_path):
         TrainConfig(grasp_penalty=float("nan"))
 
 
-def test_print_config_shows_the_grasp_critic_and_async_refuses_it(capsys):
+def test_print_config_shows_the_grasp_critic_and_async_runs_it(capsys, monkeypatch):
     assert main(["train", "--preset", "hil-serl", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["grasp_critic"] == "auto" and printed["grasp_penalty"] == -0.02
@@ -246,11 +246,13 @@ def test_print_config_shows_the_grasp_critic_and_async_refuses_it(capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["grasp_critic"] == "off" and printed["grasp_penalty"] == -0.05
     assert json.loads(TrainConfig().to_json())["grasp_critic"] == "off"
-    with pytest.raises(SystemExit):
-        main(["train", "--preset", "hil-serl", "--async"])
-    assert "--async does not run the grasp critic yet (grasp_critic 'auto'): add --grasp-critic off" in (
-        capsys.readouterr().err
+    # --async takes the grasp critic to the actor/learner run (tests/distributed/test_async_grasp.py runs one).
+    started = []
+    monkeypatch.setattr(
+        "serl_agents.distributed.launcher.main_train_async", lambda cfg, acfg: started.append(cfg) or 0
     )
+    assert main(["train", "--preset", "hil-serl", "--async"]) == 0
+    assert [cfg.grasp_critic for cfg in started] == ["auto"]
 
 
 def test_make_transition_and_demo_penalties():
