@@ -3,6 +3,11 @@
 Two losses: "mle" fits SERL's Gaussian policy (not tanh-squashed, exp std) by maximum likelihood;
 "mse" fits a deterministic tanh-bounded policy by mean squared error. Observations are states or
 pixels (the same encoders and random-shift augmentation as DrQ); the encoder is trained by the BC loss.
+
+`normalize_observations` (not in SERL) standardises the "state" vector with the demos' per-dimension mean
+and std (`fit_normalization`), kept in the checkpoint. It matters on the sim tasks: PickCube's states
+spread by only 0.02-0.12 per dimension, and the cube-to-gripper offset the policy must read is a
+difference of centimetres between two such inputs.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class BCConfig:
     check_finite: bool = True  # reject batches with NaN/inf (one host sync per update)
     compile: bool = False  # torch.compile the loss computation
     amp: bool = False  # autocast: bfloat16 on CPU, float16 with a GradScaler on CUDA
+    # standardise obs["state"] with the demos' mean/std (fit_normalization, else the first update's batch)
+    normalize_observations: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in BC_LOSSES:
@@ -121,6 +128,12 @@ class BCAgent(CheckpointMixin, nn.Module):
         self.device = torch.device(device)
         init_rng = torch.Generator().manual_seed(seed)
         self.encoder = encoder
+        if config.normalize_observations and obs_spec.state_dim is not None:
+            # buffers, so the statistics travel in state_dict / checkpoints; only when normalising, so
+            # checkpoints written before this option existed (normalize_observations=False) still load
+            self.register_buffer("obs_mean", torch.zeros(obs_spec.state_dim))
+            self.register_buffer("obs_std", torch.ones(obs_spec.state_dim))
+            self.register_buffer("obs_fitted", torch.tensor(False))
         if config.loss == "mle":
             self.policy: nn.Module = GaussianPolicy(
                 encoder.output_dim,
@@ -206,8 +219,39 @@ class BCAgent(CheckpointMixin, nn.Module):
             seed,
         )
 
+    def fit_normalization(self, states: Tensor | np.ndarray) -> None:
+        """Standardise the "state" input with these states' per-dimension mean and std from now on.
+
+        Pass every demo state, shape (N, state_dim). A dimension that does not vary in them is only
+        centred (scale 1), so a change unseen in the demos is not blown up."""
+        if not self.config.normalize_observations:
+            raise ValueError("fit_normalization needs normalize_observations=True in the agent's config")
+        state_dim = self.obs_spec.state_dim
+        if state_dim is None:
+            raise ValueError("this BCAgent has no 'state' observation to normalise (pixels only)")
+        if not torch.is_tensor(states):
+            states = torch.as_tensor(np.asarray(states, dtype=np.float32))
+        if states.ndim != 2 or states.shape[1] != state_dim or states.shape[0] < 1:
+            raise ValueError(f"states must be (N, {state_dim}) with N >= 1, got shape {tuple(states.shape)}")
+        states = states.detach().to(torch.float64)
+        if not torch.isfinite(states).all():
+            raise ValueError("states contain NaN or inf")
+        std = states.std(0, unbiased=False)
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        self.obs_mean.copy_(states.mean(0))
+        self.obs_std.copy_(std)
+        self.obs_fitted.fill_(True)
+
+    def _normalized(self, observations: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.config.normalize_observations or self.obs_spec.state_dim is None:
+            return observations
+        return {**observations, "state": (observations["state"] - self.obs_mean) / self.obs_std}
+
     def update(self, batch: Mapping[str, Any]) -> tuple[BCAgent, UpdateInfo]:
-        """One gradient step on a batch of `observations` and `actions`; returns `(self, info)`."""
+        """One gradient step on a batch of `observations` and `actions`; returns `(self, info)`.
+
+        With `normalize_observations` and no `fit_normalization` before, the first batch's statistics
+        are used (an estimate: callers holding all the demos, like `serl train`, fit on them first)."""
         batch = prepare_batch(
             batch,
             self.obs_spec,
@@ -216,6 +260,13 @@ class BCAgent(CheckpointMixin, nn.Module):
             keys=("observations", "actions"),
             check_finite=self.config.check_finite,
         )
+        if (
+            self.step == 0
+            and self.config.normalize_observations
+            and self.obs_spec.state_dim is not None
+            and not bool(self.obs_fitted)
+        ):
+            self.fit_normalization(batch["observations"]["state"])
         if self.config.vision is not None:
             batch = augment_batch(batch, self.config.vision, self.rngs["train"])
         set_learning_rates(self.optimizer, self.step, self.config.lr_warmup_steps, self.config.lr_decay_steps)
@@ -230,7 +281,7 @@ class BCAgent(CheckpointMixin, nn.Module):
         self, observations: dict[str, Tensor], actions: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.autocast(self.device.type, dtype=self._amp_dtype, enabled=self.config.amp):
-            features = self.encoder(observations)
+            features = self.encoder(self._normalized(observations))
             if self.config.loss == "mle":
                 return mle_loss(self.policy, features, actions)
             return mse_loss(self.policy, features, actions)
@@ -243,7 +294,7 @@ class BCAgent(CheckpointMixin, nn.Module):
         [-1, 1] (the envs clip them); the "mse" policy is deterministic and ignores `deterministic`."""
         obs, unbatched = prepare_obs(observations, self.obs_spec, self.device)
         with evaluation_mode(self):
-            output = self.policy(self.encoder(obs))
+            output = self.policy(self.encoder(self._normalized(obs)))
         if self.config.loss == "mse":
             actions = output
         elif deterministic:

@@ -18,6 +18,12 @@ from typing import Any
 INTERVENTION_DEVICES = ("keyboard", "spacemouse", "gamepad", "expert")
 GRASP_CRITIC_MODES = ("off", "on", "auto")
 DEFAULT_AGENT_KWARGS: dict[str, Any] = {"critic_ensemble_size": 2, "critic_subsample_size": None}
+# BC: SERL's Gaussian MLE at a constant 3e-4 learns nothing on PickCube from 20 demos in 8k steps (0% success):
+# its std collapses on the saturated (+-1) action dims and the mean is barely fitted. A deterministic MSE policy on
+# demo-standardised states, lr 1e-3 cosine-decayed to 0 over the run (lr_decay_steps = steps), reaches >= 80%
+# (benchmarks/README.md). SERL's recipe: --agent-kwargs '{"loss": "mle", "lr": 3e-4, "lr_decay_steps": 0,
+# "normalize_observations": false}'.
+DEFAULT_BC_KWARGS: dict[str, Any] = {"loss": "mse", "lr": 1e-3, "normalize_observations": True}
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ class TrainConfig:
     checkpoint_every: int = 5000  # env steps between checkpoints (agent + replay buffer + loop state)
     resume: bool = False  # continue from out/checkpoints if present
     log_every: int = 100  # env steps between TensorBoard scalars
-    # SACConfig/DrQConfig/BCConfig fields, e.g. {"discount": 0.97}; sac/drq default to HIL-SERL's ensemble of 2
+    # SACConfig/DrQConfig/BCConfig fields, e.g. {"discount": 0.97}; sac/drq default to HIL-SERL's ensemble of 2,
+    # bc to DEFAULT_BC_KWARGS (MSE, standardised states, lr 1e-3 decayed over `steps`)
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     reward: str = "env"  # env: the env's reward | vice: a success classifier trained online on goal examples (drq)
     goal_examples: Path | None = None  # --reward vice: a Minari dataset (its is_success frames) or a folder of PNGs
@@ -70,6 +77,9 @@ class TrainConfig:
             raise ValueError(f"agent must be one of ['bc', 'drq', 'sac'], got {self.agent!r}")
         if self.agent in ("sac", "drq"):  # filled in here so --print-config shows the values in effect
             object.__setattr__(self, "agent_kwargs", {**DEFAULT_AGENT_KWARGS, **self.agent_kwargs})
+        if self.agent == "bc":
+            bc_defaults = {**DEFAULT_BC_KWARGS, "lr_decay_steps": self.steps}
+            object.__setattr__(self, "agent_kwargs", {**bc_defaults, **self.agent_kwargs})
         if self.intervention is not None and self.intervention not in INTERVENTION_DEVICES:
             raise ValueError(
                 f"intervention must be one of {list(INTERVENTION_DEVICES)} or None, got {self.intervention!r}"

@@ -287,6 +287,8 @@ class Trainer:
             from serl_envs.demos import load_demos
 
             transitions = load_demos(self.cfg.demos)
+        if self.cfg.agent == "bc" and transitions:
+            self._fit_bc_normalization(transitions)
         if self.grasp_critic:
             initial_closed = gripper_task(self.env).initial_gripper > 0.5  # as GripperPenaltyWrapper starts
             transitions = grasp_penalties(transitions, self.cfg.grasp_penalty, initial_closed)
@@ -295,6 +297,15 @@ class Trainer:
         buffer = self._new_buffer(max(len(transitions) * 2, 16) + room, self.cfg.seed + 1)
         buffer.extend(transitions)
         return buffer
+
+    def _fit_bc_normalization(self, transitions: list[dict]) -> None:
+        """BC standardises states with every demo state's mean/std (a resumed run loads them instead)."""
+        if not self.agent.config.normalize_observations or self.agent.obs_spec.state_dim is None:
+            return
+        observations = [t["observations"] for t in transitions]
+        if isinstance(observations[0], dict):
+            observations = [o["state"] for o in observations]
+        self.agent.fit_normalization(np.stack(observations))
 
     def intervention_buffer(self) -> ReplayBuffer:
         """The demo buffer, created empty on the first intervention when the run has no demos."""

@@ -15,6 +15,7 @@ from serl_agents.train import train
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~12 min on an idle core; the suite-wide 600 s limit is for the fast tests
 def test_sac_with_expert_demos_learns_pick_cube(tmp_path, monkeypatch):
     monkeypatch.setenv("SERL_NO_PROGRESS", "1")
     cfg = TrainConfig(env="SerlFrankaPickCube-v0", agent="sac", steps=20_000, seed=0, out=tmp_path / "run",
