@@ -43,6 +43,9 @@ class TrainConfig:
     device: str = "auto"  # torch device, as in SB3: auto (cuda if available) | cpu | cuda
     intervention: str | None = None  # human in the loop: keyboard | spacemouse | gamepad | expert (scripted, sim IDs)
     intervention_fraction: float = 0.3  # with --intervention expert: the expert takes the last 30% of each episode
+    # with --intervention expert: only the first N episodes get help (None: every episode), as a person in
+    # HIL-SERL intervenes often early in training and rarely later
+    intervention_episodes: int | None = None
     torch_threads: int = 0  # CPU threads for torch; 0: torch's default. 1 avoids thrashing on a shared, busy machine
     batch_size: int = 256  # transitions per gradient step
     utd_ratio: int = 4  # gradient steps per env step; all but the last update the critic only (SERL: 8 state, 4 DrQ)
@@ -86,6 +89,10 @@ class TrainConfig:
             )
         if not 0.0 <= self.intervention_fraction <= 1.0:
             raise ValueError(f"intervention_fraction must be in [0, 1], got {self.intervention_fraction}")
+        if self.intervention_episodes is not None and self.intervention_episodes < 0:
+            raise ValueError(f"intervention_episodes must be >= 0 or None, got {self.intervention_episodes}")
+        if self.intervention_episodes is not None and self.intervention != "expert":
+            raise ValueError("intervention_episodes schedules the scripted expert: it needs --intervention expert")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads}")
         for name in ("steps", "batch_size", "utd_ratio", "eval_episodes", "replay_capacity", "log_every"):

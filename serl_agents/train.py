@@ -225,12 +225,25 @@ def expert_transitions(env_id: str, episodes: int, seed: int) -> list[dict]:
     return transitions
 
 
-def with_intervention(env: gym.Env, device: str, expert_fraction: float) -> gym.Env:
-    """HIL-SERL: a person (or the scripted expert) can take over any step; see serl_envs.wrappers."""
+def with_intervention(
+    env: gym.Env, device: str, expert_fraction: float, expert_episodes: int | None = None
+) -> gym.Env:
+    """HIL-SERL: a person (or the scripted expert) can take over any step; see serl_envs.wrappers.
+
+    The scripted expert takes the last `expert_fraction` of each episode, in the first `expert_episodes`
+    episodes only when that is given (counted per env from its first reset)."""
     from serl_envs.wrappers import InterventionWrapper
     from serl_envs.wrappers.devices import ExpertDevice, make_device
 
-    handle = ExpertDevice(env, active_fraction=expert_fraction) if device == "expert" else make_device(device, env)
+    if device != "expert":
+        return InterventionWrapper(env, make_device(device, env))
+    if expert_episodes is None:
+        return InterventionWrapper(env, ExpertDevice(env, active_fraction=expert_fraction))
+    horizon = env.spec.max_episode_steps if env.spec is not None else None
+    if horizon is None:
+        raise ValueError("intervention_episodes needs an env with max_episode_steps (registered TimeLimit)")
+    start = round((1.0 - expert_fraction) * horizon)
+    handle = ExpertDevice(env, schedule=lambda episode, step: episode < expert_episodes and step >= start)
     return InterventionWrapper(env, handle)
 
 
@@ -257,7 +270,8 @@ class Trainer:
             self.env.close()
             raise
         if cfg.intervention is not None:
-            self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction)
+            self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction,
+                                         cfg.intervention_episodes)
         self.eval_env = make_env(cfg.env, render=cfg.video)
         if self.grasp_critic:
             self.env = with_learned_gripper(self.env, cfg.grasp_penalty)

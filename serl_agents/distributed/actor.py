@@ -157,7 +157,8 @@ class Actor:
             self.env.close()
             raise
         if cfg.intervention is not None:  # the device opens here, on the actor's machine
-            self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction)
+            self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction,
+                                         cfg.intervention_episodes)
         if self.grasp_critic:
             self.env = with_learned_gripper(self.env, cfg.grasp_penalty)
         self.agent = make_agent(cfg, self.env.observation_space, self.env.action_space, torch.device("cpu"),

@@ -132,6 +132,20 @@ def test_interventions_carry_their_penalty_into_both_buffers(tmp_path):
     assert all(t["grasp_penalty"] == 0.0 for t in closes[1:])
 
 
+def test_the_expert_helps_only_in_the_first_intervention_episodes(tmp_path):
+    """--intervention-episodes 1: the expert takes the second half of episode 0 and never touches 1 and 2."""
+    trainer = Trainer(hil_config(tmp_path / "early", steps=300, random_steps=0, training_starts=1000,
+                                 intervention="expert", intervention_fraction=0.5, intervention_episodes=1))
+    trainer.train()
+    online, demos = stored(trainer.replay), stored(trainer.demo_buffer)
+    assert len(online) == 300 and demos == online[50:100]
+    with pytest.raises(ValueError, match="^intervention_episodes must be >= 0 or None, got -1$"):
+        hil_config(tmp_path / "bad", intervention="expert", intervention_episodes=-1)
+    with pytest.raises(ValueError, match="^intervention_episodes schedules the scripted expert: it needs "
+                                         "--intervention expert$"):
+        hil_config(tmp_path / "bad", intervention_episodes=3)
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     straight = Trainer(hil_config(tmp_path / "straight"))
     straight.train()
