@@ -12,6 +12,7 @@ a machine shared with other jobs.
 
     python -m benchmarks.agent_updates                # ~2 min on 2 CPU cores
     python -m benchmarks.agent_updates --compile --amp  # adds torch.compile and bf16-autocast rows
+    python -m benchmarks.agent_updates --threads 1 --clock cpu  # by CPU time, for a busy shared machine
 """
 
 from __future__ import annotations
@@ -192,16 +193,26 @@ def sb3_reference(batch_size: int) -> Callable[[int], None]:
     return run
 
 
-def measure(runners: dict[str, Callable[[int], None]], updates: int, rounds: int) -> dict[str, float]:
-    """Median updates/s per runner over `rounds` interleaved rounds (after a warm-up round)."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def measure(
+    runners: dict[str, Callable[[int], None]], updates: int, rounds: int, clock: str = "wall"
+) -> dict[str, float]:
+    """Median updates/s per runner over `rounds` interleaved rounds (after a warm-up round).
+
+    `clock="cpu"` times by this process's CPU time instead of wall time: with one thread, time spent
+    descheduled by other jobs on a shared machine then does not count (cache and memory-bandwidth
+    contention still does). With several threads it would add up the threads' (spinning) time."""
+    now = CLOCKS[clock]
     for run in runners.values():
         run(max(3, updates // 10))
     rates: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
-            start = time.perf_counter()
+            start = now()
             run(updates)
-            rates[name].append(updates / (time.perf_counter() - start))
+            rates[name].append(updates / (now() - start))
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
@@ -230,6 +241,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (median reported)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="time rounds by wall time or by process CPU time (cpu: use with --threads 1 on a shared machine)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time SACAgent(compile=True)")
     parser.add_argument(
         "--amp", action="store_true", help="also time SACAgent(amp=True): bf16 matmuls on CPU"
@@ -239,7 +256,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     print(
         f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
-        f"batch {args.batch_size}, obs {OBS_DIM}, actions {ACT_DIM}, load average {os.getloadavg()[0]:.1f}"
+        f"batch {args.batch_size}, obs {OBS_DIM}, actions {ACT_DIM}, {args.clock} clock, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
     equal = {"hidden_dims": [256, 256], "activations": "relu", "use_layer_norm": False}
@@ -255,7 +273,7 @@ def main() -> None:
         "SACAgent.update": ours(args.batch_size, **two),
     }
     runners.update(options(args, two))
-    rates = measure(runners, args.updates, args.rounds)
+    rates = measure(runners, args.updates, args.rounds, args.clock)
     print(table("2 critics, [256, 256] ReLU, no LayerNorm", rates, "stable-baselines3 SAC.train"), "\n")
 
     serl = {"hidden_dims": [256, 256], "activations": "tanh", "use_layer_norm": True}
@@ -270,7 +288,7 @@ def main() -> None:
         "SACAgent.update": ours(args.batch_size, **ten),
     }
     runners.update(options(args, ten))
-    rates = measure(runners, max(10, args.updates // 4), args.rounds)
+    rates = measure(runners, max(10, args.updates // 4), args.rounds, args.clock)
     print(
         table(
             "10 critics, target min of 2, [256, 256] tanh + LayerNorm (SERL)", rates, "per-critic Python loop"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -289,3 +291,67 @@ def test_policy_log_probs_match_torch_distributions(squash):
         actions = actions.clamp(-1 + 1e-5, 1 - 1e-5)  # TanhTransform inverts with atanh, as log_prob does
     torch.testing.assert_close(log_probs, reference.log_prob(actions), rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(dist.log_prob(actions), reference.log_prob(actions), rtol=1e-4, atol=1e-3)
+
+
+def per_critic_q(ensemble: EnsembleMLP, x: torch.Tensor, member: int) -> torch.Tensor:
+    """Critic `member` of a stacked ensemble evaluated on its own, with torch.nn.functional layers."""
+    h = x
+    last = len(ensemble.weights) - 1
+    for i, (weight, bias) in enumerate(zip(ensemble.weights, ensemble.biases, strict=True)):
+        h = torch.nn.functional.linear(h, weight[member].T, bias[member, 0])
+        if i < last:
+            width = h.shape[-1]
+            scale, shift = ensemble.norm_scales[i][member, 0], ensemble.norm_shifts[i][member, 0]
+            h = torch.tanh(torch.nn.functional.layer_norm(h, (width,), scale, shift))
+    return h.squeeze(-1)
+
+
+def test_losses_and_gradients_match_a_per_critic_loop():
+    """The vectorized update computes the same losses and gradients as SAC written
+    with a Python loop over 10 critics: critic MSE over all, target = min of the 2 chosen target critics,
+    actor loss on the mean of all critics (critic weights untrained by it), temperature loss."""
+    agent = make_agent(critic_ensemble_size=10, critic_subsample_size=2, discount=0.9)
+    with torch.no_grad():  # distinct LayerNorm affines and targets, so a mix-up of members shows
+        for param in [*agent.critic.parameters(), *agent.target_critic.parameters()]:
+            param.add_(0.1 * torch.randn_like(param))
+    batch = make_batch(24, mask=0.5)
+    obs, next_obs = batch["observations"], batch["next_observations"]
+    noise = torch.randn(2, 24, ACT_DIM, generator=torch.Generator().manual_seed(1))
+    members = torch.tensor([7, 2])
+
+    loss, info = agent._compute_losses(prepare(agent, batch), noise, members, full=True)
+    params = {name: p for name, p in agent.named_parameters() if p.requires_grad}
+    grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+
+    temperature = agent.log_temperature.exp()
+    with torch.no_grad():
+        next_actions, _ = agent.actor(next_obs).rsample(noise[0])
+        next_input = torch.cat([next_obs, next_actions], dim=-1)
+        target_q = torch.stack([per_critic_q(agent.target_critic.net, next_input, m) for m in (7, 2)])
+        target = batch["rewards"] + 0.9 * batch["masks"] * target_q.min(dim=0).values
+    critic_input = torch.cat([obs, batch["actions"]], dim=-1)
+    critic_losses = [
+        (per_critic_q(agent.critic.net, critic_input, m) - target).square().mean() for m in range(10)
+    ]
+    critic_loss = torch.stack(critic_losses).mean()
+    actions, log_probs = agent.actor(obs).rsample(noise[1])
+    frozen = copy.deepcopy(agent.critic.net).requires_grad_(False)
+    actor_input = torch.cat([obs, actions], dim=-1)
+    q = torch.stack([per_critic_q(frozen, actor_input, m) for m in range(10)]).mean(dim=0)
+    actor_loss = (temperature.detach() * log_probs - q).mean()
+    temperature_loss = temperature * (-log_probs.mean().detach() - agent.config.target_entropy)
+    reference = critic_loss + actor_loss + temperature_loss
+    reference_grads = torch.autograd.grad(reference, list(params.values()), allow_unused=True)
+
+    torch.testing.assert_close(info["critic_loss"], critic_loss)
+    torch.testing.assert_close(info["actor_loss"], actor_loss)
+    torch.testing.assert_close(info["target_qs"], target.mean())
+    torch.testing.assert_close(loss, reference)
+    for name, want in zip(params, reference_grads, strict=True):
+        torch.testing.assert_close(grads[name], want if want is not None else torch.zeros_like(grads[name]))
+
+
+def prepare(agent: SACAgent, batch: dict[str, torch.Tensor]) -> dict:
+    from serl_agents.batch import prepare_batch
+
+    return prepare_batch(batch, agent.obs_spec, agent.action_dim, agent.device, check_finite=True)
