@@ -112,5 +112,5 @@ class SerlEnv(gym.Env):
     def _observation(self, rs: RobotState):
         proprio = self.task.proprio(rs)
         if self.obs_mode == "state":
-            return np.concatenate([proprio, self.task.privileged(self.scene)]).astype(np.float32)
+            return np.concatenate((proprio, self.task.privileged(self.scene)), dtype=np.float32)
         return {"state": proprio.astype(np.float32), **self.robot.cameras()}

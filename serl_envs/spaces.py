@@ -6,11 +6,18 @@ Declared as frozen data (STYLE 4, 6): a task states its action layout, its actio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from serl_envs.transforms import quat_conj, quat_from_rotvec, quat_mul, rotvec_from_quat
+from serl_envs.transforms import quat_from_rotvec_f, quat_mul_f, rotvec_from_quat_f
+
+
+def clip_f(x: float, low: float, high: float) -> float:
+    """np.clip on python floats, with numpy's comparisons (so signed zeros at a bound come out as numpy's)."""
+    x = x if x > low else low
+    return x if x < high else high
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,9 @@ class ActionMap:
 
     def validate(self, action: np.ndarray) -> np.ndarray:
         """Return the action as float64 clipped to [-1, 1]; raise ValueError on NaN/inf/wrong shape."""
+        return np.array(self._validated(action))
+
+    def _validated(self, action: np.ndarray) -> list[float]:
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -95,19 +105,26 @@ class ActionMap:
             raise ValueError(
                 f"action must have shape ({self.layout.dim},) {self.layout.names}, got shape {a.shape}"
             )
-        if not np.all(np.isfinite(a)):
+        values = a.tolist()
+        if not all(map(math.isfinite, values)):
             bad = [self.layout.names[i] for i in np.flatnonzero(~np.isfinite(a))]
-            raise ValueError(f"action has non-finite values in {bad}: {a.tolist()}")
-        return np.clip(a, -1.0, 1.0)
+            raise ValueError(f"action has non-finite values in {bad}: {values}")
+        return [clip_f(x, -1.0, 1.0) for x in values]
 
     def __call__(
         self, action: np.ndarray, tcp_pos: np.ndarray, tcp_quat: np.ndarray, dt: float
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        a = self.validate(action)
-        pos = self.box.clip_position(tcp_pos + a[:3] * self.scale.linear * dt)
+        # On python floats: the same IEEE operations, in the same order, as the array form (target = clip(tcp +
+        # a * scale * dt)), without the ~20 small numpy calls that cost more than the arithmetic (one env step's
+        # Python overhead; bitwise-identical results).
+        a = self._validated(action)
+        box, step = self.box, self.scale.linear
+        moved = zip(tcp_pos.tolist(), a[:3], box.low, box.high, strict=True)
+        pos = np.array([clip_f(p + x * step * dt, lo, hi) for p, x, lo, hi in moved])
         if self.layout.rotation:
-            delta = quat_from_rotvec(a[3:6] * self.scale.angular * dt)
-            quat = self.clip_rotation(quat_mul(delta, tcp_quat))
+            turn = self.scale.angular
+            delta = quat_from_rotvec_f(a[3] * turn * dt, a[4] * turn * dt, a[5] * turn * dt)
+            quat = np.array(self._clip_rotation_f(quat_mul_f(delta, tcp_quat.tolist())))
         else:
             quat = self.nominal_quat.copy()
         gripper = 0.5 * (a[-1] + 1.0) if self.layout.gripper else self.fixed_gripper
@@ -115,8 +132,17 @@ class ActionMap:
 
     def relative_rotvec(self, quat: np.ndarray) -> np.ndarray:
         """Rotation from the nominal orientation to `quat`, as a base-frame rotation vector."""
-        return rotvec_from_quat(quat_mul(quat, quat_conj(self.nominal_quat)))
+        return np.array(self._relative_rotvec_f(quat.tolist()))
 
     def clip_rotation(self, quat: np.ndarray) -> np.ndarray:
-        rv = np.clip(self.relative_rotvec(quat), self.box.rot_low, self.box.rot_high)
-        return quat_mul(quat_from_rotvec(rv), self.nominal_quat)
+        return np.array(self._clip_rotation_f(quat.tolist()))
+
+    def _relative_rotvec_f(self, quat: tuple[float, ...]) -> tuple[float, float, float]:
+        w, x, y, z = self.nominal_quat.tolist()
+        return rotvec_from_quat_f(*quat_mul_f(quat, (w, -x, -y, -z)))
+
+    def _clip_rotation_f(self, quat: tuple[float, ...]) -> tuple[float, float, float, float]:
+        rv = self._relative_rotvec_f(quat)
+        lows, highs = self.box.rot_low, self.box.rot_high
+        clipped = [clip_f(v, lo, hi) for v, lo, hi in zip(rv, lows, highs, strict=True)]
+        return quat_mul_f(quat_from_rotvec_f(*clipped), self.nominal_quat.tolist())

@@ -55,17 +55,25 @@ class NullspacePosture:
     def __init__(self, model: mujoco.MjModel, tcp_site_id: int, dof_ids: np.ndarray, q_rest: np.ndarray) -> None:
         self._model, self._site, self._dofs, self._q_rest = model, tcp_site_id, dof_ids, q_rest
         self._jac = np.zeros((6, model.nv))
+        # Buffers and views bound once: the refresh runs every env step, where small allocations add up.
+        self._jacp, self._jacr = self._jac[:3], self._jac[3:]
+        n = len(dof_ids)
+        # Column-major, as `jac[:, dofs]` returns it: BLAS picks its kernel by layout, and another layout changes the
+        # torque in its last bits (found by a bitwise before/after rollout check).
+        self._arm_jac = np.empty((6, n), order="F")
+        self._gram = np.empty((6, 6))
+        self._gram_diag = self._gram.reshape(-1)[::7]  # a view of its diagonal
+        self._task = np.empty(6)
 
     def torque(self, data: mujoco.MjData, q: np.ndarray, stiffness: float) -> np.ndarray:
         if stiffness == 0.0:
             return np.zeros(len(self._dofs))
-        mujoco.mj_jacSite(self._model, data, self._jac[:3], self._jac[3:], self._site)
-        jac = self._jac[:, self._dofs]
+        mujoco.mj_jacSite(self._model, data, self._jacp, self._jacr, self._site)
+        jac = self._jac.take(self._dofs, axis=1, out=self._arm_jac)
         # (I - J^T (J J^T + lambda I)^-1 J) e, with the 6x6 solve done by MuJoCo's Cholesky (C, no numpy overhead).
         error = stiffness * (self._q_rest - q)
-        gram = jac @ jac.T
-        gram[np.diag_indices(6)] += 1e-4
+        gram = np.matmul(jac, jac.T, out=self._gram)
+        self._gram_diag += 1e-4
         mujoco.mju_cholFactor(gram, 0.0)
-        task = np.empty(6)
-        mujoco.mju_cholSolve(task, gram, jac @ error)
-        return error - jac.T @ task
+        mujoco.mju_cholSolve(self._task, gram, jac @ error)
+        return error - jac.T @ self._task

@@ -44,6 +44,15 @@ class SimConfig:
         return n
 
 
+def contiguous_index(ids: np.ndarray) -> slice | np.ndarray:
+    """`ids` as a slice where they are consecutive: slicing makes a view (or with .copy() one contiguous copy)
+    instead of the fancy-indexing gather, in the per-step state read; the values are the same."""
+    ids = np.asarray(ids)
+    if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
+        return slice(int(ids[0]), int(ids[0]) + len(ids))
+    return ids
+
+
 def solve_ik(
     model: mujoco.MjModel, site_id: int, dof_ids: np.ndarray, q0: np.ndarray, pos: np.ndarray, quat: np.ndarray,
     q_low: np.ndarray, q_high: np.ndarray, iters: int = 200, tol: float = 1e-6,
@@ -114,8 +123,11 @@ class SimRobot:
         self._initial_gripper = initial_gripper
         self._renderer = LazyRenderer(m, *config.image_size)
         self._viewer = LazyRenderer(m, *config.render_size)
-        self._quat = np.zeros(4)
+        # Per-step reads and writes: slices where the addresses are consecutive (they are for every arm here).
+        self._q_at, self._dq_at = contiguous_index(self._joint_qpos), contiguous_index(self._joint_dof)
+        self._finger_at, self._wrench_at = contiguous_index(self._finger_qpos), contiguous_index(self._wrench_idx)
         self._twist = np.zeros(6)
+        self._twist_order = np.array([3, 4, 5, 0, 1, 2])  # MuJoCo's (angular, linear) -> (linear, angular)
 
     # --- Robot protocol -------------------------------------------------------------------------------------
     @property
@@ -150,24 +162,26 @@ class SimRobot:
         d.mocap_pos[self._target_mocap] = target_pos
         d.mocap_quat[self._target_mocap] = target_quat
         d.ctrl[self._gripper_act] = (1.0 - gripper) * self.arm.max_gripper_width / 2
-        q = d.qpos[self._joint_qpos]
-        d.qfrc_applied[self._joint_dof] = self._nullspace.torque(d, q, self.compliance.nullspace_stiffness)
+        q = d.qpos[self._q_at]
+        d.qfrc_applied[self._dq_at] = self._nullspace.torque(d, q, self.compliance.nullspace_stiffness)
 
     def wait(self) -> None:
         mujoco.mj_step(self.model, self.data, nstep=self._n_substeps)
 
     def state(self) -> RobotState:
         m, d = self.model, self.data
-        mujoco.mju_mat2Quat(self._quat, d.site_xmat[self._tcp])
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
         mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, self._twist, 0)
+        qpos = d.qpos
         return RobotState(
             tcp_pos=d.site_xpos[self._tcp].copy(),
-            tcp_quat=self._quat.copy(),
-            tcp_twist=np.concatenate([self._twist[3:], self._twist[:3]]),
-            q=d.qpos[self._joint_qpos].copy(),
-            dq=d.qvel[self._joint_dof].copy(),
-            gripper_width=float(d.qpos[self._finger_qpos].sum()),
-            wrench=d.sensordata[self._wrench_idx],
+            tcp_quat=quat,
+            tcp_twist=self._twist[self._twist_order],
+            q=qpos[self._q_at].copy(),
+            dq=d.qvel[self._dq_at].copy(),
+            gripper_width=float(qpos[self._finger_at].sum()),
+            wrench=d.sensordata[self._wrench_at].copy(),
         )
 
     def cameras(self) -> dict[str, np.ndarray]:
