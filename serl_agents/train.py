@@ -177,6 +177,18 @@ def write_checkpoint(
     return folder
 
 
+def load_checkpoint_replay(folder: Path, device: torch.device, grasp_critic: bool, cfg: TrainConfig) -> ReplayBuffer:
+    """A checkpoint's online buffer, refused when its layout (with/without grasp penalties) is not this run's."""
+    replay = ReplayBuffer.load(folder / "replay.npz", device=device)
+    if replay.layout.grasp_penalty != grasp_critic:
+        saved = "with" if replay.layout.grasp_penalty else "without"
+        raise ValueError(
+            f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
+            f"{cfg.grasp_critic!r} on {cfg.env}: resume with the run's setting or use a new --out"
+        )
+    return replay
+
+
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     """The newest complete checkpoint folder, or None when there is none."""
     pointer = checkpoint_dir / LATEST
@@ -348,14 +360,7 @@ class Trainer:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
-        if replay.layout.grasp_penalty != self.grasp_critic:
-            saved = "with" if replay.layout.grasp_penalty else "without"
-            raise ValueError(
-                f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
-                f"{self.cfg.grasp_critic!r} on {self.cfg.env}: resume with the run's setting or use a new "
-                "--out"
-            )
+        replay = load_checkpoint_replay(folder, self.device, self.grasp_critic, self.cfg)
         self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
         self.replay = replay
         if (folder / "demos.npz").exists():

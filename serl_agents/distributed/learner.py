@@ -43,6 +43,7 @@ from serl_agents.train import (
     expert_transitions,
     grasp_penalties,
     latest_checkpoint,
+    load_checkpoint_replay,
     log_eval,
     make_agent,
     make_env,
@@ -157,13 +158,7 @@ class Learner:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        replay = ReplayBuffer.load(folder / "replay.npz", device=self.device)
-        if replay.layout.grasp_penalty != self.grasp_critic:
-            saved = "with" if replay.layout.grasp_penalty else "without"
-            raise ValueError(
-                f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
-                f"{self.cfg.grasp_critic!r} on {self.cfg.env}: resume with the run's setting or use a new --out"
-            )
+        replay = load_checkpoint_replay(folder, self.device, self.grasp_critic, self.cfg)
         self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
         self.replay = replay
         if (folder / "demos.npz").exists():
