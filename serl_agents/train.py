@@ -177,8 +177,11 @@ def write_checkpoint(
     return folder
 
 
-def load_checkpoint_replay(folder: Path, device: torch.device, grasp_critic: bool, cfg: TrainConfig) -> ReplayBuffer:
-    """A checkpoint's online buffer, refused when its layout (with/without grasp penalties) is not this run's."""
+def read_checkpoint(
+    folder: Path, agent_cls: type, device: torch.device, grasp_critic: bool, cfg: TrainConfig
+) -> tuple[Any, ReplayBuffer, ReplayBuffer | None]:
+    """A checkpoint's agent, online buffer and demo buffer (None when it saved none); refused when its buffer
+    layout (with/without grasp penalties) is not this run's. Shared by the Trainer and the async learner."""
     replay = ReplayBuffer.load(folder / "replay.npz", device=device)
     if replay.layout.grasp_penalty != grasp_critic:
         saved = "with" if replay.layout.grasp_penalty else "without"
@@ -186,7 +189,9 @@ def load_checkpoint_replay(folder: Path, device: torch.device, grasp_critic: boo
             f"{folder} was written by a run {saved} a grasp critic, but this run has grasp_critic="
             f"{cfg.grasp_critic!r} on {cfg.env}: resume with the run's setting or use a new --out"
         )
-    return replay
+    agent = agent_cls.load(folder / "agent.pt", device=device)
+    demos = ReplayBuffer.load(folder / "demos.npz", device=device) if (folder / "demos.npz").exists() else None
+    return agent, replay, demos
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -360,11 +365,10 @@ class Trainer:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        replay = load_checkpoint_replay(folder, self.device, self.grasp_critic, self.cfg)
-        self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
-        self.replay = replay
-        if (folder / "demos.npz").exists():
-            self.demo_buffer = ReplayBuffer.load(folder / "demos.npz", device=self.device)
+        self.agent, self.replay, demos = read_checkpoint(folder, type(self.agent), self.device, self.grasp_critic,
+                                                          self.cfg)
+        if demos is not None:
+            self.demo_buffer = demos
         if self.vice is not None:
             self.vice.load_state(folder / "vice.pt")
         self.state = LoopState(**json.loads((folder / "loop.json").read_text()))

@@ -43,10 +43,10 @@ from serl_agents.train import (
     expert_transitions,
     grasp_penalties,
     latest_checkpoint,
-    load_checkpoint_replay,
     log_eval,
     make_agent,
     make_env,
+    read_checkpoint,
     resolve_device,
     training_batch,
     with_learned_gripper,
@@ -158,11 +158,10 @@ class Learner:
         folder = latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        replay = load_checkpoint_replay(folder, self.device, self.grasp_critic, self.cfg)
-        self.agent = type(self.agent).load(folder / "agent.pt", device=self.device)
-        self.replay = replay
-        if (folder / "demos.npz").exists():
-            self.demo_buffer = ReplayBuffer.load(folder / "demos.npz", device=self.device)
+        self.agent, self.replay, demos = read_checkpoint(folder, type(self.agent), self.device, self.grasp_critic,
+                                                          self.cfg)
+        if demos is not None:
+            self.demo_buffer = demos
         self.state = AsyncLoopState(**json.loads((folder / "loop.json").read_text()))
         return True
 
