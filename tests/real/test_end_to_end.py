@@ -10,7 +10,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-from real_server import TARGET, ServerProcess
+from real_server import TARGET, ServerProcess, run_expert_episode
 
 import serl_envs  # noqa: F401
 from serl_envs.experts import make_expert
@@ -29,16 +29,6 @@ def server(station_file):  # 5x real time: fast, with headroom for the twin on a
 def make(server, station_file, **kwargs):
     return gym.make("SerlFrankaPegInsertReal-v0", robot_url=server.url, station=station_file,
                     request_timeout=TIMEOUT, **kwargs)
-
-
-def run_expert_episode(env, expert, seed):
-    obs, info = env.reset(seed=seed)
-    expert.reset()
-    done = False
-    while not done:
-        obs, reward, terminated, truncated, info = env.step(expert(obs))
-        done = terminated or truncated
-    return obs, reward, info
 
 
 def test_scripted_expert_inserts_the_peg_through_the_server(server, station_file):

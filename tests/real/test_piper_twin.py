@@ -8,7 +8,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from real_server import ServerProcess
+from real_server import ServerProcess, run_expert_episode
 
 import serl_envs  # noqa: F401
 from serl_envs.experts import make_expert
@@ -66,12 +66,7 @@ def test_scripted_expert_inserts_the_peg_with_the_piper(server):
     assert env.unwrapped.robot.max_gripper_width == pytest.approx(PIPER_WIDTH)  # from the server, not hard-coded
     expert = make_expert(env)
     for seed in range(2):
-        obs, info = env.reset(seed=seed)
-        expert.reset()
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(expert(obs))
-            done = terminated or truncated
+        obs, reward, info = run_expert_episode(env, expert, seed)
         assert info["is_success"], f"episode {seed}: TCP ended at {obs[:3]}"
         assert reward > 0.9
         np.testing.assert_allclose(obs[:3], [0.5, 0.0, INSERTED_TCP_Z], atol=0.01)
