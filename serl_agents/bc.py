@@ -45,6 +45,7 @@ from serl_agents.sac import (
     agent_generators,
     apply_gradients,
     check_schedule,
+    draw_actions,
     evaluation_mode,
     fused_adam_available,
     has_dropout,
@@ -297,13 +298,6 @@ class BCAgent(CheckpointMixin, nn.Module):
             output = self.policy(self.encoder(self._normalized(obs)))
         if self.config.loss == "mse":
             actions = output
-        elif deterministic:
-            actions = output.mode()
         else:
-            noise = torch.randn(
-                output.mean.shape,
-                generator=generator if generator is not None else self.rngs["act"],
-                device=self.device,
-            )
-            actions, _ = output.rsample(noise)
+            actions = draw_actions(output, deterministic, generator if generator is not None else self.rngs["act"])
         return format_actions(actions, observations, unbatched)

@@ -397,16 +397,18 @@ class SACAgent(CheckpointMixin, nn.Module):
         obs, unbatched = prepare_obs(observations, self.obs_spec, self.device)
         with evaluation_mode(self):
             dist = self.actor(self.encoder(obs))
-        if deterministic:
-            actions = dist.mode()
-        else:
-            noise = torch.randn(
-                dist.mean.shape,
-                generator=generator if generator is not None else self.rngs["act"],
-                device=self.device,
-            )
-            actions, _ = dist.rsample(noise)
+        actions = draw_actions(dist, deterministic, generator if generator is not None else self.rngs["act"])
         return format_actions(actions, observations, unbatched)
+
+
+def draw_actions(dist, deterministic: bool, generator: torch.Generator) -> Tensor:
+    """The policy distribution's mode, or a reparameterized sample with noise from `generator` (the agent's
+    acting stream, so acting never moves the training stream)."""
+    if deterministic:
+        return dist.mode()
+    noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device)
+    actions, _ = dist.rsample(noise)
+    return actions
 
 
 def agent_generators(device: torch.device, seed: int) -> dict[str, torch.Generator]:
