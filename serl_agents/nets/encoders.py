@@ -30,10 +30,13 @@ class SmallConvNet(nn.Module):
     """SERL's "small" DrQ backbone: 3x3 stride-2 convs of 32/64/128/256 with "VALID" padding and ReLU.
 
     Cheap enough to train from scratch on a CPU, which is why SERL offers it next to the ResNet.
+    `features` sets the channels of each conv (one conv per entry); the drq-cpu preset halves them.
     """
 
     def __init__(self, features: Sequence[int] = (32, 64, 128, 256)):
         super().__init__()
+        if not features or any(not isinstance(width, int) or width < 1 for width in features):
+            raise ValueError(f"features must be a non-empty sequence of channel counts >= 1, got {features!r}")
         layers: list[nn.Module] = []
         in_channels = 3
         for out_channels in features:
@@ -122,7 +125,7 @@ class ImageEncoder(nn.Module):
         batch_shape = images.shape[:-3]
         x = images.reshape(-1, *self.image_shape).permute(0, 3, 1, 2)
         if x.dtype == torch.uint8:
-            x = x.to(weight.dtype) / 255.0
+            x = x.to(weight.dtype).div_(255.0)  # in place: one float copy of the batch, not two
         elif x.is_floating_point():
             x = x.to(weight.dtype)
         else:
@@ -133,8 +136,10 @@ class ImageEncoder(nn.Module):
         return features.reshape(*batch_shape, self.output_dim)
 
 
-def _small(image_shape: tuple[int, int, int], **head_kwargs) -> ImageEncoder:
-    return ImageEncoder(SmallConvNet(), image_shape, **head_kwargs)
+def _small(
+    image_shape: tuple[int, int, int], features: Sequence[int] = (32, 64, 128, 256), **head_kwargs
+) -> ImageEncoder:
+    return ImageEncoder(SmallConvNet(features), image_shape, **head_kwargs)
 
 
 def _resnet10(image_shape: tuple[int, int, int], pre_pooling: bool = True, **head_kwargs) -> ImageEncoder:
@@ -148,7 +153,8 @@ def make_encoder(name: str, image_shape: tuple[int, int, int] = (128, 128, 3), *
     """Build encoder `name` ("small" or "resnet10") for images of `image_shape`.
 
     kwargs go to `ImageEncoder` (pooling, bottleneck_dim, num_spatial_blocks, num_keypoints, dropout,
-    freeze); "resnet10" also takes `pre_pooling` (see `ResNetV1`). SERL's "small" DrQ call uses
+    freeze); "small" also takes `features` (channels per conv, see `SmallConvNet`), "resnet10" `pre_pooling`
+    (see `ResNetV1`). SERL's "small" DrQ call uses
     pool_method="avg"; here both default to spatial_learned_embeddings, the spatial_block_size=8 SERL
     passes in that same call, because average pooling discards object positions. Pass pooling="avg"
     for exact parity. SERL's pretrained default is `make_encoder("resnet10", freeze=True)` after

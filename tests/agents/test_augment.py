@@ -101,3 +101,16 @@ def test_augment_observations_missing_key():
         ValueError, match=r"^observation lacks image key 'wrist'; it has keys \['front', 'state'\]$"
     ):
         augment_observations(obs, ["front", "wrist"])
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_any_channel_count_shifts_all_channels_together(channels):
+    images = coordinate_images(32)[..., :1].expand(32, H, W, channels).contiguous()
+    images[..., -1] = coordinate_images(32)[..., 1]  # last channel: the column, so both axes are recoverable
+    shifted = random_shift(images, PAD, torch.Generator().manual_seed(2))
+    for image, out in zip(images, shifted, strict=True):
+        dy = int(out[PAD, PAD, 0]) - PAD
+        dx = int(out[PAD, PAD, -1]) - PAD
+        rows = (torch.arange(H) + dy).clamp(0, H - 1)
+        cols = (torch.arange(W) + dx).clamp(0, W - 1)
+        assert torch.equal(out, image[rows][:, cols])

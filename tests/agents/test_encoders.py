@@ -149,6 +149,21 @@ def test_construction_errors():
     assert make_encoder("resnet10", SHAPE, pre_pooling=False, pooling="avg").output_dim == 256
 
 
+def test_small_encoder_widths_are_configurable():
+    narrow = make_encoder("small", SHAPE, features=[8, 16, 24])
+    convs = [m for m in narrow.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 24]
+    assert narrow.backbone.output_shape(64, 64) == (24, 7, 7)
+    assert narrow(images(2)).shape == (2, 256)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in build("small").parameters())
+    for bad in ([], [16, 0], [16.5]):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"features must be a non-empty sequence of channel counts >= 1, got {bad!r}"),
+        ):
+            make_encoder("small", SHAPE, features=bad)
+
+
 def test_input_errors():
     encoder = build("small")
     with pytest.raises(
