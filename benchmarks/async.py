@@ -41,7 +41,8 @@ from serl_envs.record import Pacer
 def steps_alone(cfg, seconds: float, realtime: bool = False) -> tuple[float, float]:
     """Env steps/s and CPU seconds per step of the env and the policy in this process (one torch thread, as an
     actor has), optionally paced to the env's control rate."""
-    env = Paced(make_env(cfg.env)) if realtime else make_env(cfg.env)
+    env = make_env(cfg.env, env_kwargs=cfg.env_kwargs)
+    env = Paced(env) if realtime else env
     agent = make_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
     obs, _ = env.reset(seed=0)
     steps, start, cpu = 0, time.perf_counter(), time.process_time()

@@ -54,7 +54,7 @@ def baseline(run_dir: Path) -> dict:
 
     torch.set_num_threads(1)
     cfg = load_run_config(run_dir)
-    env = make_env(cfg.env)
+    env = make_env(cfg.env, env_kwargs=cfg.env_kwargs)
     agent = make_agent(cfg, env.observation_space, env.action_space, resolve_device("cpu"))
     untrained = evaluate(lambda obs: agent.sample_actions(obs, deterministic=True), env, cfg.eval_episodes, cfg.seed)
     expert = make_expert(env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def _eval(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serl eval", description="Evaluate a checkpoint: success rate and a video.")
     parser.add_argument("--checkpoint", type=Path, required=True, help="run directory, checkpoint folder or agent.pt")
     parser.add_argument("--env", default=None, help="env ID (default: the run's config.json)")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None,
+                        help="JSON gym.make kwargs, e.g. '{\"image_size\": [64, 64]}' (default: the run's config.json)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", type=Path, default=None, help="mp4 of the first episode")
@@ -83,16 +86,18 @@ def _eval(argv: list[str]) -> int:
     from serl_agents.train import make_env
 
     agent_file = _find_agent_file(args.checkpoint)
-    env_id = args.env
-    if env_id is None:
-        for parent in agent_file.parents:
-            if (parent / "config.json").exists():
-                env_id = load_run_config(parent).env
-                break
+    env_id, env_kwargs = args.env, args.env_kwargs
+    run_dir = next((parent for parent in agent_file.parents if (parent / "config.json").exists()), None)
+    if run_dir is not None and (env_id is None or env_kwargs is None):
+        run_config = load_run_config(run_dir)
+        if env_id is None:
+            env_id = run_config.env
+        if env_kwargs is None and env_id == run_config.env:  # the run's cameras (image size) for its own env
+            env_kwargs = run_config.env_kwargs
     if env_id is None:
         parser.error("--env is required when the checkpoint is not inside a run directory")
     agent = load_agent(agent_file, args.device)
-    env = make_env(env_id, render=args.video is not None)
+    env = make_env(env_id, render=args.video is not None, env_kwargs=env_kwargs)
     from serl_agents.grasp import GraspSACAgent, GripperHoldWrapper
 
     if isinstance(agent, GraspSACAgent):  # its "stay" repeats the env-side held gripper command

@@ -36,6 +36,9 @@ class TrainConfig:
     """
 
     env: str = "SerlFrankaPickCube-v0"  # a registered Gymnasium ID
+    # gym.make keyword arguments for every env of the run (training, evaluation, expert demos, async actors),
+    # e.g. {"image_size": [64, 64]} for cheaper cameras (the drq-cpu preset)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: str = "sac"  # sac | drq | bc
     steps: int = 15_000  # env steps to train for
     seed: int = 0  # seeds the agent, the replay sampling and every env reset
@@ -78,6 +81,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.agent not in ("sac", "drq", "bc"):
             raise ValueError(f"agent must be one of ['bc', 'drq', 'sac'], got {self.agent!r}")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs must be a JSON object of gym.make arguments, got {self.env_kwargs!r}")
         if self.agent in ("sac", "drq"):  # filled in here so --print-config shows the values in effect
             object.__setattr__(self, "agent_kwargs", {**DEFAULT_AGENT_KWARGS, **self.agent_kwargs})
         if self.agent == "bc":
@@ -153,6 +158,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent_kwargs": {"critic_ensemble_size": 10, "critic_subsample_size": 2, "discount": 0.96,
                          "temperature_init": 1e-2, "backup_entropy": False},
     },
+    # Not a published recipe: DrQ sized for a laptop CPU (~10x cheaper per update than serl-drq, measured in
+    # benchmarks/README.md): 64x64 cameras, a narrower "small" encoder, bf16 autocast, batch 128, HIL-SERL's 2 critics.
+    "drq-cpu": {
+        "agent": "drq", "utd_ratio": 2, "batch_size": 128, "replay_capacity": 200_000,
+        "env_kwargs": {"image_size": [64, 64]},
+        "agent_kwargs": {"critic_ensemble_size": 2, "critic_subsample_size": None, "discount": 0.99, "amp": True,
+                         "encoder_kwargs": {"features": [16, 32, 64, 128]}},
+    },
     "hil-serl": {
         "agent": "drq", "utd_ratio": 2, "batch_size": 256, "random_steps": 0, "training_starts": 100,
         "replay_capacity": 200_000, "demo_fraction": 0.5, "grasp_critic": "auto", "grasp_penalty": -0.02,
@@ -168,8 +181,9 @@ def apply_preset(name: str | None, overrides: dict[str, Any]) -> TrainConfig:
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     values = dict(PRESETS.get(name, {})) if name else {}
     agent_kwargs = {**values.pop("agent_kwargs", {}), **overrides.pop("agent_kwargs", {})}
+    env_kwargs = {**values.pop("env_kwargs", {}), **overrides.pop("env_kwargs", {})}
     values.update(overrides)
-    return TrainConfig(**values, agent_kwargs=agent_kwargs)
+    return TrainConfig(**values, agent_kwargs=agent_kwargs, env_kwargs=env_kwargs)
 
 
 def _flag_type(hint: Any):

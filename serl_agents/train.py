@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_env(env_id: str, render: bool = False) -> gym.Env:
+def make_env(env_id: str, render: bool = False, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """gym.make(env_id, **env_kwargs), rgb_array rendering when `render`, with an error listing the serl IDs."""
     import serl_envs  # noqa: F401  (registers the Serl* IDs)
 
     try:
-        return gym.make(env_id, render_mode="rgb_array" if render else None)
+        return gym.make(env_id, render_mode="rgb_array" if render else None, **(env_kwargs or {}))
     except gym.error.Error as err:
         serl_ids = sorted(i for i in gym.registry if i.startswith("Serl"))
         raise ValueError(f"unknown env {env_id!r}: {err}. Registered serl IDs: {serl_ids}") from err
@@ -213,11 +215,13 @@ def log_eval(out: Path, writer, step: int, wall_time: float, result: EvalResult)
         w.writerow([step, round(wall_time, 3), result.mean_return, result.success_rate])
 
 
-def expert_transitions(env_id: str, episodes: int, seed: int) -> list[dict]:
+def expert_transitions(
+    env_id: str, episodes: int, seed: int, env_kwargs: Mapping[str, Any] | None = None
+) -> list[dict]:
     """Successful episodes of the scripted expert (sim IDs), as replay transitions."""
     from serl_envs.experts import make_expert
 
-    env = make_env(env_id)
+    env = make_env(env_id, env_kwargs=env_kwargs)
     expert = make_expert(env)
     transitions: list[dict] = []
     kept, attempt = 0, 0
@@ -280,7 +284,7 @@ class Trainer:
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
-        self.env = make_env(cfg.env)
+        self.env = make_env(cfg.env, env_kwargs=cfg.env_kwargs)
         try:
             self.grasp_critic = uses_grasp_critic(cfg, self.env)  # HIL-SERL's learned gripper
         except ValueError:
@@ -289,7 +293,7 @@ class Trainer:
         if cfg.intervention is not None:
             self.env = with_intervention(self.env, cfg.intervention, cfg.intervention_fraction,
                                          cfg.intervention_episodes)
-        self.eval_env = make_env(cfg.env, render=cfg.video)
+        self.eval_env = make_env(cfg.env, render=cfg.video, env_kwargs=cfg.env_kwargs)
         if self.grasp_critic:
             self.env = with_learned_gripper(self.env, cfg.grasp_penalty)
             self.eval_env = with_learned_gripper(self.eval_env, cfg.grasp_penalty)
@@ -313,7 +317,9 @@ class Trainer:
 
     def _load_demos(self) -> ReplayBuffer:
         if self.cfg.n_expert_demos:
-            transitions = expert_transitions(self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed)
+            transitions = expert_transitions(
+                self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed, self.cfg.env_kwargs
+            )
         else:
             from serl_envs.demos import load_demos
 

@@ -143,14 +143,14 @@ class Actor:
     Args:
         cfg, acfg: the run's configs (env, agent, seed, intervention device; batching, pulls, timeouts).
         index: this actor's number (0..num_actors-1); with its start count it seeds the actor's episodes.
-        env_fn: builds the env (default: `make_env(cfg.env)`), e.g. a real-robot env from a station file.
+        env_fn: builds the env (default: `make_env(cfg.env, env_kwargs=cfg.env_kwargs)`), e.g. a real-robot env from a station file.
     """
 
     def __init__(self, cfg: TrainConfig, acfg: AsyncConfig, index: int, env_fn: EnvFn | None = None) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
         torch.set_num_threads(1)
         self.cfg, self.acfg, self.index = cfg, acfg, index
-        self.env = env_fn() if env_fn is not None else make_env(cfg.env)
+        self.env = env_fn() if env_fn is not None else make_env(cfg.env, env_kwargs=cfg.env_kwargs)
         try:
             self.grasp_critic = uses_grasp_critic(cfg, self.env)  # HIL-SERL's learned gripper
         except ValueError:

@@ -265,7 +265,7 @@ def connect(acfg: AsyncConfig) -> bool:
 def run_async(cfg: TrainConfig, acfg: AsyncConfig, env_fn=None) -> RunSummary:
     """Run `cfg` with one learner and `acfg.num_actors` actors on Ray; see the module docstring.
 
-    `env_fn()` builds each actor's env (default `make_env(cfg.env)`); it is pickled to the actor processes.
+    `env_fn()` builds each actor's env (default `make_env(cfg.env, env_kwargs=cfg.env_kwargs)`); it is pickled to the actor processes.
     """
     if cfg.device == "cuda" and not acfg.learner_resources.get("num_gpus"):
         raise ValueError("--device cuda needs a GPU for the learner: add --learner-resources '{\"num_gpus\": 1}' "

@@ -131,7 +131,9 @@ class Learner:
 
     def _load_demos(self) -> ReplayBuffer:
         if self.cfg.n_expert_demos:
-            transitions = expert_transitions(self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed)
+            transitions = expert_transitions(
+                self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed, self.cfg.env_kwargs
+            )
         else:
             from serl_envs.demos import load_demos
 
@@ -264,7 +266,7 @@ class Learner:
 
     def _evaluate(self, writer) -> None:
         if self._eval_env is None:
-            self._eval_env = make_env(self.cfg.env, render=self.cfg.video)
+            self._eval_env = make_env(self.cfg.env, render=self.cfg.video, env_kwargs=self.cfg.env_kwargs)
             if self.grasp_critic:
                 self._eval_env = with_learned_gripper(self._eval_env, self.cfg.grasp_penalty)
         video = self.out / "videos" / f"step_{self.state.step:09d}.mp4" if self.cfg.video else None

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from serl_agents.cli import main
 from serl_agents.config import PRESETS, TrainConfig, apply_preset
@@ -149,3 +150,43 @@ def test_critic_defaults_apply_to_sac_and_drq_only():
     assert "critic_ensemble_size" not in TrainConfig(agent="bc").agent_kwargs
     assert apply_preset("serl-sac-state", {}).agent_kwargs["critic_ensemble_size"] == 10
 
+
+
+def test_env_kwargs_reach_every_env_of_the_run_and_serl_eval(tmp_path, capsys):
+    """The drq-cpu preset's smaller cameras (here 32x32): expert demos, training and evaluation envs, the agent's
+    encoders and `serl eval` of the run all use them (a 128x128 env would fail the encoder's shape check)."""
+    from serl_agents.train import Trainer
+
+    out = tmp_path / "small_cameras"
+    cfg = apply_preset("drq-cpu", {
+        "env": "SerlFrankaPickCubeVision-v0", "steps": 40, "out": out, "env_kwargs": {"image_size": [32, 32]},
+        "batch_size": 8, "training_starts": 20, "expert_demos": 1, "eval_every": 40, "eval_episodes": 1,
+        "checkpoint_every": 40, "video": False, "torch_threads": 1,
+        "agent_kwargs": {"critic_network_kwargs": {"hidden_dims": [16]}, "policy_network_kwargs": {"hidden_dims": [16]}},
+    })  # fmt: skip
+    assert cfg.agent_kwargs["amp"] is True and cfg.agent_kwargs["encoder_kwargs"] == {"features": [16, 32, 64, 128]}
+    trainer = Trainer(cfg)
+    for env in (trainer.env, trainer.eval_env):
+        assert env.observation_space["front"].shape == (32, 32, 3)
+    assert trainer.demo_buffer.sample(4)["observations"]["wrist"].shape == (4, 32, 32, 3)
+    encoders = trainer.agent.encoder.cameras.encoders
+    assert {key: encoder.image_shape for key, encoder in encoders.items()} == {
+        "front": (32, 32, 3), "wrist": (32, 32, 3)
+    }
+    convs = [m for m in encoders["front"].backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [16, 32, 64, 128]
+    trainer.train()
+    assert json.loads((out / "config.json").read_text())["env_kwargs"] == {"image_size": [32, 32]}
+
+    capsys.readouterr()
+    assert run(["eval", "--checkpoint", str(out), "--episodes", "1"]) == 0
+    assert "SerlFrankaPickCubeVision-v0: success" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"observations\['front'\] has shape \(64, 64, 3\), expected \(32, 32, 3\)"):
+        run(["eval", "--checkpoint", str(out), "--episodes", "1", "--env-kwargs", '{"image_size": [64, 64]}'])
+
+
+def test_env_kwargs_merge_with_the_preset_and_must_be_an_object():
+    cfg = apply_preset("drq-cpu", {"env_kwargs": {"control_hz": 10}})
+    assert cfg.env_kwargs == {"image_size": [64, 64], "control_hz": 10}
+    with pytest.raises(ValueError, match=r"^env_kwargs must be a JSON object of gym.make arguments, got \[64, 64\]$"):
+        TrainConfig(env_kwargs=[64, 64])
