@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 INTERVENTION_DEVICES = ("keyboard", "spacemouse", "gamepad", "expert")
 GRASP_CRITIC_MODES = ("off", "on", "auto")
 DEFAULT_AGENT_KWARGS: dict[str, Any] = {"critic_ensemble_size": 2, "critic_subsample_size": None}

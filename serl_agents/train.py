@@ -246,6 +246,15 @@ def expert_transitions(
     return transitions
 
 
+def demo_transitions(cfg: TrainConfig) -> list[dict]:
+    """The run's demos as replay transitions: the scripted expert's (`n_expert_demos`) or the `--demos` dataset's."""
+    if cfg.n_expert_demos:
+        return expert_transitions(cfg.env, cfg.n_expert_demos, cfg.seed, cfg.env_kwargs)
+    from serl_envs.demos import load_demos
+
+    return load_demos(cfg.demos)
+
+
 def with_intervention(
     env: gym.Env, device: str, expert_fraction: float, expert_episodes: int | None = None
 ) -> gym.Env:
@@ -316,14 +325,7 @@ class Trainer:
                             seed=seed, grasp_penalty=self.grasp_critic)
 
     def _load_demos(self) -> ReplayBuffer:
-        if self.cfg.n_expert_demos:
-            transitions = expert_transitions(
-                self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed, self.cfg.env_kwargs
-            )
-        else:
-            from serl_envs.demos import load_demos
-
-            transitions = load_demos(self.cfg.demos)
+        transitions = demo_transitions(self.cfg)
         if self.cfg.agent == "bc" and transitions:
             self._fit_bc_normalization(transitions)
         if self.grasp_critic:

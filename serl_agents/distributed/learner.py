@@ -40,7 +40,7 @@ from serl_agents.evaluate import EvalResult, evaluate
 from serl_agents.replay import ReplayBuffer
 from serl_agents.train import (
     LoopState,
-    expert_transitions,
+    demo_transitions,
     grasp_penalties,
     latest_checkpoint,
     log_eval,
@@ -130,14 +130,7 @@ class Learner:
         return self._new_buffer(self.cfg.replay_capacity + extra, self.cfg.seed + 1)
 
     def _load_demos(self) -> ReplayBuffer:
-        if self.cfg.n_expert_demos:
-            transitions = expert_transitions(
-                self.cfg.env, self.cfg.n_expert_demos, self.cfg.seed, self.cfg.env_kwargs
-            )
-        else:
-            from serl_envs.demos import load_demos
-
-            transitions = load_demos(self.cfg.demos)
+        transitions = demo_transitions(self.cfg)
         if self.grasp_critic:
             transitions = grasp_penalties(transitions, self.cfg.grasp_penalty, self.initial_gripper_closed)
         buffer = self._new_demo_buffer(extra=2 * len(transitions))
