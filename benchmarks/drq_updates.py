@@ -64,6 +64,7 @@ def env_step_runner(cfg: TrainConfig) -> Callable[[int], None]:
         for _ in range(steps):
             agent.update(batch, utd_ratio=cfg.utd_ratio)
 
+    run.agent = agent  # type: ignore[attr-defined]  (for tests)
     return run
 
 
