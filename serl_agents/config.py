@@ -164,6 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "env_kwargs": {"image_size": [64, 64]},
         "agent_kwargs": {"critic_ensemble_size": 2, "critic_subsample_size": None, "discount": 0.99, "amp": True,
                          "encoder_kwargs": {"features": [16, 32, 64, 128]}},
+        "vice_kwargs": {"encoder_kwargs": {"features": [16, 32, 64, 128]}},  # with --reward vice
     },
     "hil-serl": {
         "agent": "drq", "utd_ratio": 2, "batch_size": 256, "random_steps": 0, "training_starts": 100,
@@ -174,15 +175,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+MERGED_FIELDS = ("agent_kwargs", "env_kwargs", "vice_kwargs")  # a preset's dict and an override's merge key by key
+
+
 def apply_preset(name: str | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Preset values, then explicit overrides on top (agent_kwargs merged key by key)."""
+    """Preset values, then explicit overrides on top; the `MERGED_FIELDS` dicts are merged key by key, so
+    `--agent-kwargs '{"discount": 0.9}'` changes the discount and keeps the rest of the preset's agent."""
     if name is not None and name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     values = dict(PRESETS.get(name, {})) if name else {}
-    agent_kwargs = {**values.pop("agent_kwargs", {}), **overrides.pop("agent_kwargs", {})}
-    env_kwargs = {**values.pop("env_kwargs", {}), **overrides.pop("env_kwargs", {})}
-    values.update(overrides)
-    return TrainConfig(**values, agent_kwargs=agent_kwargs, env_kwargs=env_kwargs)
+    for key, value in overrides.items():
+        if key in MERGED_FIELDS and isinstance(value, dict):
+            values[key] = {**values.get(key, {}), **value}
+        else:
+            values[key] = value
+    return TrainConfig(**values)
 
 
 def _flag_type(hint: Any):

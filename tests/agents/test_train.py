@@ -186,7 +186,10 @@ def test_env_kwargs_reach_every_env_of_the_run_and_serl_eval(tmp_path, capsys):
 
 
 def test_env_kwargs_merge_with_the_preset_and_must_be_an_object():
-    cfg = apply_preset("drq-cpu", {"env_kwargs": {"control_hz": 10}})
+    overrides = {"env_kwargs": {"control_hz": 10}, "vice_kwargs": {"reward": "probability"}}
+    cfg = apply_preset("drq-cpu", overrides)
     assert cfg.env_kwargs == {"image_size": [64, 64], "control_hz": 10}
+    assert cfg.vice_kwargs == {"encoder_kwargs": {"features": [16, 32, 64, 128]}, "reward": "probability"}
+    assert overrides == {"env_kwargs": {"control_hz": 10}, "vice_kwargs": {"reward": "probability"}}  # untouched
     with pytest.raises(ValueError, match=r"^env_kwargs must be a JSON object of gym.make arguments, got \[64, 64\]$"):
         TrainConfig(env_kwargs=[64, 64])
