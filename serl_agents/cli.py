@@ -36,10 +36,11 @@ def _train(argv: list[str]) -> int:
         from serl_agents.distributed.launcher import main_train_async
 
         return main_train_async(cfg, async_cfg)
-    from serl_agents.train import train
+    from serl_agents.train import Trainer
 
-    result = train(cfg)
-    if result is not None:
+    trainer = Trainer(cfg)
+    result = trainer.train()
+    if result is not None and trainer.stop_reason is None:
         print(f"final eval: success {result.success_rate:.0%} over {result.episodes} episodes, "
               f"return {result.mean_return:.2f}; run in {cfg.out}")
     return 0

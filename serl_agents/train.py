@@ -27,6 +27,7 @@ from serl_agents.config import TrainConfig
 from serl_agents.evaluate import EvalResult, evaluate
 from serl_agents.replay import MixedSampler, ReplayBuffer
 from serl_agents.replay.fields import GRASP_PENALTY
+from serl_agents.stop_signals import StopSignals
 from serl_agents.vice import make_vice
 
 LATEST = "latest"  # file in checkpoints/ naming the newest complete checkpoint folder
@@ -287,9 +288,15 @@ class LoopState:
 
 
 class Trainer:
+    """The synchronous `serl train` loop: one process steps the env and updates the agent (`--async` splits them).
+
+    Ctrl-C or SIGTERM stops it between two steps with a checkpoint written, so `--resume true` continues exactly."""
+
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.stop_reason: str | None = None  # set by Ctrl-C ("interrupt") or SIGTERM ("pause") between steps
+        self.checkpoint_step: int | None = None  # step of the last checkpoint this process wrote
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
@@ -366,8 +373,10 @@ class Trainer:
         buffers = {"replay": self.replay}
         if self.cfg.intervention is not None and self.demo_buffer is not None:  # interventions are collected data too
             buffers["demos"] = self.demo_buffer
-        return write_checkpoint(self.checkpoint_dir, self.state.step, self.agent, buffers,
-                                self.state.__dict__, {"vice": self.vice} if self.vice is not None else None)
+        folder = write_checkpoint(self.checkpoint_dir, self.state.step, self.agent, buffers,
+                                  self.state.__dict__, {"vice": self.vice} if self.vice is not None else None)
+        self.checkpoint_step = self.state.step
+        return folder
 
     def load_checkpoint(self) -> bool:
         folder = latest_checkpoint(self.checkpoint_dir)
@@ -403,7 +412,14 @@ class Trainer:
         (self.out / "config.json").write_text(cfg.to_json())
         writer = SummaryWriter(str(self.out / "tb"))
         try:
-            return self._train_offline(writer) if cfg.agent == "bc" else self._train_online(writer)
+            with StopSignals(self, lambda reason: "stopping after this step; a checkpoint follows"):
+                result = self._train_offline(writer) if cfg.agent == "bc" else self._train_online(writer)
+            if self.stop_reason is not None:  # Ctrl-C / SIGTERM: keep every transition and the exact loop state
+                done = self.checkpoint_step == self.state.step  # the periodic checkpoint of this very step
+                folder = latest_checkpoint(self.checkpoint_dir) if done else self.save_checkpoint()
+                print(f"stopped at step {self.state.step} of {cfg.steps}: checkpoint {folder}; "
+                      f"continue with --resume true --out {self.out}", flush=True)
+            return result
         finally:
             writer.close()
             self.env.close()
@@ -430,7 +446,7 @@ class Trainer:
         result = None
         start = time.perf_counter() - self.state.wall_time
         bar = self._progress(f"bc {self.cfg.env}")
-        while self.state.step < self.cfg.steps:
+        while self.state.step < self.cfg.steps and self.stop_reason is None:
             _, info = self.agent.update(self.demo_buffer.sample(self.cfg.batch_size))
             self.state.step += 1
             self.state.wall_time = time.perf_counter() - start
@@ -449,7 +465,7 @@ class Trainer:
         episode_return, result, updates, info, intervened_steps, episode_steps = 0.0, None, 0, None, 0, 0
         start = time.perf_counter() - self.state.wall_time
         bar = self._progress(f"{cfg.agent} {cfg.env}")
-        while self.state.step < cfg.steps:
+        while self.state.step < cfg.steps and self.stop_reason is None:
             if self.state.step < cfg.random_steps:
                 action = self.action_rng.uniform(-1, 1, self.env.action_space.shape).astype(np.float32)
             else:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from serl_agents.distributed.pause import (
     resume_command,
     write_json_atomic,
 )
+from serl_agents.stop_signals import StopSignals
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5  # how often the launcher looks at the learner's status and the pause request
@@ -223,30 +222,8 @@ class AsyncRun:
                 self.ray.kill(handle, no_restart=True)
 
 
-class SignalHandlers:
-    """Ctrl-C (SIGINT) asks the run to stop, SIGTERM to pause; a second Ctrl-C raises KeyboardInterrupt.
-    Installed only in the main thread (Python's rule), restored on exit."""
-
-    def __init__(self, run: AsyncRun) -> None:
-        self.run = run
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self.run.stop_reason is not None:
-            raise KeyboardInterrupt
-        self.run.stop_reason = "interrupt" if signum == signal.SIGINT else "pause"
-        print("\nstopping: actors hold, learner " + ("checkpoints" if signum == signal.SIGTERM else "stops") +
-              " (Ctrl-C again to kill at once)", flush=True)
-
-    def __enter__(self) -> SignalHandlers:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+def describe_async_stop(reason: str) -> str:
+    return "stopping: actors hold, learner " + ("checkpoints" if reason == "pause" else "stops")
 
 
 def connect(acfg: AsyncConfig) -> bool:
@@ -285,7 +262,7 @@ def run_async(cfg: TrainConfig, acfg: AsyncConfig, env_fn=None) -> RunSummary:
         (out / "async.json").write_text(acfg.to_json())
         started = connect(acfg)
         run = AsyncRun(cfg, acfg, env_fn)
-        with SignalHandlers(run):
+        with StopSignals(run, describe_async_stop):
             run.start()
             summary = run.run()
         if summary.status == "paused":

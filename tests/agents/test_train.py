@@ -193,3 +193,43 @@ def test_env_kwargs_merge_with_the_preset_and_must_be_an_object():
     assert overrides == {"env_kwargs": {"control_hz": 10}, "vice_kwargs": {"reward": "probability"}}  # untouched
     with pytest.raises(ValueError, match=r"^env_kwargs must be a JSON object of gym.make arguments, got \[64, 64\]$"):
         TrainConfig(env_kwargs=[64, 64])
+
+
+def test_ctrl_c_stops_between_steps_with_a_checkpoint_and_resume_continues(tmp_path):
+    """A real `serl train` process gets SIGINT mid-run: it ends cleanly, its checkpoint holds every transition and
+    the exact step, and `--resume true` continues from there."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    common = [sys.executable, "-m", "serl_agents.cli", "train", "--env", "SerlFrankaPickCube-v0", "--out", str(out),
+              "--batch-size", "16", "--training-starts", "50", "--expert-demos", "0", "--eval-every", "100",
+              "--eval-episodes", "1", "--checkpoint-every", "100000", "--video", "false", "--torch-threads", "1",
+              *TINY]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SERL_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([*common, "--steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)  # fmt: skip
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("step 100: eval"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert "stopping after this step; a checkpoint follows" in output and "Traceback" not in output
+    stopped = [line for line in output.splitlines() if line.startswith("stopped at step ")]
+    assert len(stopped) == 1 and "continue with --resume true" in stopped[0], output
+    step = int(stopped[0].split()[3])
+    assert 100 <= step < 100000
+    folder = out / "checkpoints" / (out / "checkpoints" / "latest").read_text()
+    assert json.loads((folder / "loop.json").read_text())["step"] == step
+
+    resumed = subprocess.run([*common, "--steps", str(step + 20), "--resume", "true"], capture_output=True,
+                             text=True, env=env, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resumed from step {step} ({step} transitions in the buffer)" in resumed.stdout
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert int(rows[-1]["env_steps"]) == step + 20

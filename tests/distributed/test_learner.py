@@ -20,10 +20,11 @@ from serl_agents.cli import main
 from serl_agents.config import TrainConfig, add_dataclass_flags, config_from_args
 from serl_agents.distributed.actor import hold_robot, stack_transitions
 from serl_agents.distributed.config import AsyncConfig, add_async_flags, async_config_from_args, ray_options
-from serl_agents.distributed.launcher import SignalHandlers, run_async
+from serl_agents.distributed.launcher import describe_async_stop, run_async
 from serl_agents.distributed.learner import Learner
 from serl_agents.distributed.pause import claim_run_dir, release_run_dir, request_pause, resume_command
 from serl_agents.distributed.weights import load_policy_weights, policy_weights
+from serl_agents.stop_signals import StopSignals
 from serl_agents.train import make_agent, make_env, make_transition
 
 ENV = "SerlFrankaPickCube-v0"
@@ -242,7 +243,7 @@ def test_run_async_rejects_what_it_cannot_run(tmp_path):
 def test_signals_sigterm_pauses_ctrl_c_stops_and_a_second_ctrl_c_kills(capsys):
     run = SimpleNamespace(stop_reason=None)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with SignalHandlers(run):
+    with StopSignals(run, describe_async_stop):
         os.kill(os.getpid(), signal.SIGTERM)
         assert run.stop_reason == "pause"
         run.stop_reason = None
