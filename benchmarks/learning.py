@@ -2,6 +2,7 @@
 
     python -m benchmarks.learning sac-state            # SAC on SerlFrankaPickCube-v0 (target >= 90% success)
     python -m benchmarks.learning drq-demos            # DrQ on SerlFrankaPickCubeVision-v0 + 20 expert demos (>= 80%)
+    python -m benchmarks.learning drq-cpu              # the same target with the drq-cpu preset (~1 h on one core)
     python -m benchmarks.learning sac-state --steps 30000 --seed 1 --out bench/learning
 
 Each run writes <out>/<name>/eval.csv (env steps, wall time, eval return, success) and <out>/<name>.png.
@@ -23,6 +24,8 @@ from serl_agents.train import train  # noqa: E402
 RUNS = {
     "sac-state": {"preset": "serl-sac-state", "env": "SerlFrankaPickCube-v0", "steps": 20_000},
     "drq-demos": {"preset": "serl-drq", "env": "SerlFrankaPickCubeVision-v0", "steps": 20_000, "demos": 20},
+    # 64x64 cameras: the expert demos are rolled out by `serl train` itself, with the run's env_kwargs
+    "drq-cpu": {"preset": "drq-cpu", "env": "SerlFrankaPickCubeVision-v0", "steps": 20_000},
 }
 
 
@@ -64,7 +67,7 @@ def main() -> None:
     spec = dict(RUNS[args.run])
     name = f"{args.run}_seed{args.seed}"
     overrides = {"env": spec["env"], "steps": args.steps or spec["steps"], "seed": args.seed, "out": args.out / name,
-                 "eval_every": 2000, "eval_episodes": 20, "video": False,
+                 "eval_every": 2000, "eval_episodes": 20, "video": False, "torch_threads": 1,
                  "agent_kwargs": json.loads(args.agent_kwargs)}
     if "demos" in spec:
         overrides["demos"] = record_expert_demos(spec["env"], spec["demos"], args.out / f"demos_{spec['env']}")
