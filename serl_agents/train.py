@@ -146,11 +146,14 @@ def make_transition(
     return transition
 
 
-def training_batch(replay: ReplayBuffer, demo_buffer: ReplayBuffer | None, size: int, demo_fraction: float) -> dict:
-    """`size` transitions: from the online buffer, or `demo_fraction` of them from the demo buffer (RLPD 50/50)."""
+def training_batch(
+    replay: ReplayBuffer, demo_buffer: ReplayBuffer | None, size: int, demo_fraction: float, utd_ratio: int = 1
+) -> dict:
+    """`size` transitions: from the online buffer, or `demo_fraction` of them from the demo buffer (RLPD 50/50) in
+    each of the `utd_ratio` minibatches that `agent.update(batch, utd_ratio)` cuts the batch into."""
     if demo_buffer is None or len(demo_buffer) == 0:
         return replay.sample(size)
-    return MixedSampler([demo_buffer, replay], (demo_fraction, 1.0 - demo_fraction)).sample(size)
+    return MixedSampler([demo_buffer, replay], (demo_fraction, 1.0 - demo_fraction)).sample(size, chunks=utd_ratio)
 
 
 def write_checkpoint(
@@ -361,7 +364,7 @@ class Trainer:
 
     def sample_batch(self) -> dict:
         size = self.cfg.batch_size * self.cfg.utd_ratio
-        return training_batch(self.replay, self.demo_buffer, size, self.cfg.demo_fraction)
+        return training_batch(self.replay, self.demo_buffer, size, self.cfg.demo_fraction, self.cfg.utd_ratio)
 
     # --- checkpoints ----------------------------------------------------------------------------------------------
     @property

@@ -119,14 +119,20 @@ class VICE:
         return list(self.classifier.image_shapes)
 
     def loss(self, negatives: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The regularised BCE of `negatives` (replay frames, up to `batch_size` used) vs as many random goal
-        examples, both randomly shifted; draws from the VICE generators."""
+        """The regularised BCE of `negatives` (replay frames; a random `batch_size` of them when there are more) vs
+        as many random goal examples, both randomly shifted; draws from the VICE generators.
+
+        The negatives are drawn from the whole batch, not its first rows: a 50/50 demo/online batch holds its demo
+        rows first, and online frames (what the policy actually reaches) are the negatives VICE exists for."""
         cfg, keys = self.config, self.image_keys
         images, _ = self.classifier.images(negatives)
-        count = min(cfg.batch_size, len(images[keys[0]]))
-        index = torch.randint(self.num_goals, (count,), generator=self.rngs["train"], device=self.device)
+        available = len(images[keys[0]])
+        count = min(cfg.batch_size, available)
+        generator = self.rngs["train"]
+        index = torch.randint(self.num_goals, (count,), generator=generator, device=self.device)
         goals = {key: self.goals[key][index] for key in keys}
-        replay = {key: images[key][:count] for key in keys}
+        rows = torch.randperm(available, generator=generator, device=generator.device)[:count].to(self.device)
+        replay = {key: images[key][rows] for key in keys}
         goals = augment_observations(goals, keys, cfg.augment_pad, self.rngs["train"])
         replay = augment_observations(replay, keys, cfg.augment_pad, self.rngs["train"])
         return classifier_loss(self.classifier, goals, replay, self.rngs["train"], cfg.label_smoothing,

@@ -308,7 +308,7 @@ class Learner:
                 if stopping or self.state.step >= cfg.steps:
                     break
                 if self._ready_to_train():
-                    batch = training_batch(self.replay, self.demo_buffer, size, cfg.demo_fraction)
+                    batch = training_batch(self.replay, self.demo_buffer, size, cfg.demo_fraction, cfg.utd_ratio)
                     _, self._info = self.agent.update(batch, utd_ratio=cfg.utd_ratio)
                     if self.agent.step % self.acfg.publish_every == 0:
                         self._publish()

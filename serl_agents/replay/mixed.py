@@ -58,15 +58,24 @@ class MixedSampler:
         self.buffers = list(buffers)
         self.fractions = [float(f) for f in fractions]
 
-    def sample(self, batch_size: int) -> dict[str, Any]:
-        """One batch with the configured split; same keys, dtypes and device as ``ReplayBuffer.sample``."""
+    def sample(self, batch_size: int, chunks: int = 1) -> dict[str, Any]:
+        """One batch with the configured split; same keys, dtypes and device as ``ReplayBuffer.sample``.
+
+        With ``chunks`` > 1 the rows form ``chunks`` consecutive blocks of ``batch_size / chunks``, each with the
+        split (``buffers[0]`` first within a block): a batch later cut into ``chunks`` minibatches, as SERL's
+        high-UTD update cuts it, then keeps the demo/online mixture in every minibatch, as SERL samples a fresh
+        50/50 batch for each critic step. The rows drawn are the same as with ``chunks=1``, only ordered."""
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        counts = split_counts(int(batch_size), self.fractions)
-        for i, (b, n) in enumerate(zip(self.buffers, counts, strict=True)):
+        if int(chunks) != chunks or chunks < 1 or batch_size % chunks:
+            raise ValueError(f"chunks must be a positive divisor of batch_size {batch_size}, got {chunks!r}")
+        chunks = int(chunks)
+        per_chunk = split_counts(int(batch_size) // chunks, self.fractions)
+        for i, (b, n) in enumerate(zip(self.buffers, per_chunk, strict=True)):
             if n > 0 and len(b) == 0:
                 raise ValueError(
-                    f"buffer {i} is empty; it must hold transitions to supply {n} of {batch_size} rows"
+                    f"buffer {i} is empty; it must hold transitions to supply {n * chunks} of {batch_size} rows"
                 )
-        parts = [(b, b.sample_indices(n)) for b, n in zip(self.buffers, counts, strict=True) if n > 0]
+        drawn = [(b, b.sample_indices(n * chunks), n) for b, n in zip(self.buffers, per_chunk, strict=True) if n > 0]
+        parts = [(b, indices[c * n : (c + 1) * n]) for c in range(chunks) for b, indices, n in drawn]
         return gather(parts, self.buffers[0].device)

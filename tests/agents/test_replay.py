@@ -302,6 +302,25 @@ def test_mixed_sampler_exact_split(fractions, batch, counts):
     assert out["next_observations"]["state"].shape == (batch, 7)
 
 
+def test_mixed_sampler_chunks_keep_the_split_in_every_minibatch():
+    """SERL's high-UTD update cuts the batch into utd_ratio minibatches: each must hold its share of demos."""
+    from serl_agents.batch import split_batch
+
+    def sample(chunks):
+        demo, online = tagged(1, 5, seed=0), tagged(0, 9, seed=1)
+        return MixedSampler([demo, online], (0.5, 0.5)).sample(256, chunks=chunks)
+
+    whole, chunked = sample(1), sample(4)
+    for minibatch in split_batch(chunked, 4):
+        assert minibatch["rewards"].tolist() == [1.0] * 32 + [0.0] * 32
+    assert split_batch(whole, 4)[0]["rewards"].tolist() == [1.0] * 64  # unchunked: the first minibatch is all demos
+    # the same rows are drawn, only ordered by chunk
+    order = [*range(0, 32), *range(128, 160)]
+    assert torch.equal(chunked["observations"]["front"][:64], whole["observations"]["front"][order])
+    with pytest.raises(ValueError, match=re.escape("chunks must be a positive divisor of batch_size 256, got 3")):
+        MixedSampler([tagged(1, 5, seed=0)], (1.0,)).sample(256, chunks=3)
+
+
 def test_mixed_sampler_errors():
     demo, empty = tagged(1, 5, seed=0), ReplayBuffer(OBS_SPACE, ACT_SPACE, 8)
     with pytest.raises(ValueError, match=re.escape("fractions must sum to 1, got 0.9 from [0.5, 0.4]")):

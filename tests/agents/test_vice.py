@@ -103,6 +103,22 @@ def test_rewards_and_relabel():
     assert torch.equal(soft.rewards(batch["next_observations"]), p) and ((p > 0) & (p < 1)).all()
 
 
+def test_negatives_come_from_the_whole_batch_not_its_first_rows():
+    """A 50/50 batch holds its demo rows first (here: copies of goal frames). The online rows after them are what
+    VICE must learn to call failures; a classifier shown only the first batch_size rows never sees them."""
+    goals = frames(20, (150, 256), 0)
+    online = frames(48, (0, 60), 7)
+    batch = {key: np.concatenate([goals[key][:16], online[key]]) for key in KEYS}  # 16 demo rows, then 48 online
+    vice = make()
+    for _ in range(40):
+        vice.update(batch)
+    vice.classifier.eval()
+    with torch.no_grad():
+        p_online = vice.classifier.predict_proba(online)
+        p_goal = vice.classifier.predict_proba(goals)
+    assert float(p_online.max()) < 0.5 and float(p_goal.mean()) > float(p_online.mean()) + 0.2
+
+
 def test_same_seed_same_updates_and_checkpoint_continues_exactly(tmp_path):
     replay = frames(16, (0, 100), 1)
     a, b = make(seed=1), make(seed=1)
