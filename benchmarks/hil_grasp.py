@@ -9,7 +9,8 @@ sizing (64x64 cameras, half-width encoder, bf16, batch 128); `--full-size` keeps
     python -m benchmarks.hil_grasp --plot-only --out bench/hil_grasp            # redraw from finished runs
 
 Writes <out>/grasp_<auto|off>/ (run directories) and <out>/hil_grasp.png: eval success (ground truth) and the
-intervention rate per training episode (TensorBoard `train/intervention_rate`) against env steps.
+intervention rate per training episode (TensorBoard `train/intervention_rate`) against env steps, with the success
+rate of the last 20 training episodes (`train/success_rate`; interventions included) beside the evaluations.
 """
 
 from __future__ import annotations
@@ -35,16 +36,21 @@ def train_command(mode: str, args: argparse.Namespace) -> list[str]:
     return command if args.full_size else [*command, *CPU_SIZING]
 
 
-def intervention_curve(run_dir: Path) -> tuple[list[int], list[float]]:
-    """(env step, intervention rate) of every training episode, from the run's TensorBoard events."""
+def scalar_curve(run_dir: Path, tag: str) -> tuple[list[int], list[float]]:
+    """(env step, value) of a TensorBoard scalar of the run; empty if it never logged `tag`."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     events.Reload()
-    if "train/intervention_rate" not in events.Tags()["scalars"]:
+    if tag not in events.Tags()["scalars"]:
         return [], []
-    scalars = events.Scalars("train/intervention_rate")
+    scalars = events.Scalars(tag)
     return [s.step for s in scalars], [s.value for s in scalars]
+
+
+def intervention_curve(run_dir: Path) -> tuple[list[int], list[float]]:
+    """(env step, intervention rate) of every training episode."""
+    return scalar_curve(run_dir, "train/intervention_rate")
 
 
 def success_curve(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -59,12 +65,14 @@ def plot(out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    for mode, label in (("auto", "grasp critic"), ("off", "no grasp critic")):
+    for (mode, label), color in zip((("auto", "grasp critic"), ("off", "no grasp critic")), ("C0", "C1")):
         run_dir = out / f"grasp_{mode}"
         if not (run_dir / "eval.csv").exists():
             continue
-        top.plot(*success_curve(run_dir), marker="o", label=label)
-        bottom.plot(*intervention_curve(run_dir), marker=".", linestyle="-", label=label)
+        top.plot(*success_curve(run_dir), marker="o", color=color, label=f"{label}: evaluation")
+        top.plot(*scalar_curve(run_dir, "train/success_rate"), color=color, alpha=0.4, linewidth=1,
+                 label=f"{label}: last 20 training episodes")  # fmt: skip
+        bottom.plot(*intervention_curve(run_dir), marker=".", linestyle="-", color=color, label=label)
     top.set(ylabel="eval success (ground truth)", ylim=(-0.02, 1.02), title=f"HIL-SERL grasp critic on {ENV}")
     bottom.set(xlabel="env steps", ylabel="intervention rate per episode", ylim=(-0.02, 1.02))
     for ax in (top, bottom):
