@@ -65,7 +65,7 @@ def plot(out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    for (mode, label), color in zip((("auto", "grasp critic"), ("off", "no grasp critic")), ("C0", "C1")):
+    for mode, label, color in (("auto", "grasp critic", "C0"), ("off", "no grasp critic", "C1")):
         run_dir = out / f"grasp_{mode}"
         if not (run_dir / "eval.csv").exists():
             continue

@@ -15,7 +15,8 @@ expert and random episodes (the target), and as a harder check expert episodes w
 drops). Errors are broken down by the cube's true height. Writes <out>/classifier.json and <out>/clf.pt;
 `--checkpoint clf.pt --test-offset N` re-scores a saved classifier on fresh seeds.
 
-`vice`: `serl train` with the serl-drq preset on SerlFrankaPickCubeVision-v0 and 20 scripted-expert demos (50/50
+`vice`: `serl train` with the drq-cpu preset (`--preset serl-drq` for SERL's, ~80x the compute per env step) on
+SerlFrankaPickCubeVision-v0 and 20 scripted-expert demos recorded with the preset's cameras (50/50
 batches), once with `--reward vice --goal-examples <the demos>` (the agent never sees the env's reward: VICE
 relabels every batch, demos included; the goal examples are the demos' success frames) and once with the env's
 reward; eval success (ground truth) every 2000 steps, both curves in <out>/vice.png.
@@ -246,16 +247,19 @@ def run_vice(args: argparse.Namespace) -> None:
     from serl_agents.train import train
     from serl_envs.record import main_record_demos
 
-    demos = args.out / f"demos_{ENV}"
-    main_record_demos(["--env", ENV, "--device", "expert", "--episodes", "20", "--out", str(demos)])
+    env_kwargs = apply_preset(args.preset, {}).env_kwargs  # the demos' cameras must be the run's
+    demos = args.out / f"demos_{ENV}_{args.preset}"
+    main_record_demos(["--env", ENV, "--device", "expert", "--episodes", "20", "--out", str(demos),
+                       "--env-kwargs", json.dumps(env_kwargs)])
     curves = {}
     for name in args.runs:
-        overrides = {"env": ENV, "steps": args.steps, "seed": args.seed, "out": args.out / f"{name}_seed{args.seed}",
+        out = args.out / f"{name}_{args.preset}_seed{args.seed}"
+        overrides = {"env": ENV, "steps": args.steps, "seed": args.seed, "out": out,
                      "eval_every": args.eval_every, "eval_episodes": 20, "video": False, "demos": demos,
                      "torch_threads": args.torch_threads, "resume": True, **VICE_RUNS[name]}
         if VICE_RUNS[name]["reward"] == "vice":
             overrides["goal_examples"] = demos
-        cfg = apply_preset("serl-drq", overrides)
+        cfg = apply_preset(args.preset, overrides)
         print(f"{name}: machine {platform.machine()}, {os.cpu_count()} cpus; config:\n{cfg.to_json()}")
         result = train(cfg)
         curves[name] = cfg.out / "eval.csv"
@@ -331,6 +335,8 @@ def main() -> None:
                             help="held-out expert episodes (and half as many random and noisy-expert ones)")
     vice = parser.add_argument_group("vice")
     vice.add_argument("--runs", nargs="+", choices=sorted(VICE_RUNS), default=sorted(VICE_RUNS))
+    vice.add_argument("--preset", choices=["drq-cpu", "serl-drq"], default="drq-cpu",
+                      help="vice: the DrQ recipe of both runs (drq-cpu: 64x64 cameras, ~1 h per 10k steps on a core)")
     vice.add_argument("--eval-every", type=int, default=None, help="vice: 2000 env steps; vice-reward: 100 updates")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
