@@ -186,6 +186,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=50, help="N for the wall time to N updates")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of actor throughput measured")
     parser.add_argument("--num-actors", type=int, default=1)
+    parser.add_argument("--publish-every", type=int, default=2,
+                        help="learner updates between weight publications (2: many versions for the latency figures; "
+                             "serl train's default is 10)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -199,7 +202,7 @@ def main() -> None:
         "eval_every": 10_000_000, "eval_episodes": 1, "checkpoint_every": 10_000_000, "video": False,
         "device": "cpu", "torch_threads": 1, "replay_capacity": 200_000, "agent_kwargs": agent_kwargs, "expert_demos": 0,
     })
-    acfg = AsyncConfig(num_actors=args.num_actors, publish_every=2)
+    acfg = AsyncConfig(num_actors=args.num_actors, publish_every=args.publish_every)
     paced = dataclasses.replace(acfg, realtime=True)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
           f"{cfg.env}, preset {args.preset} (utd {cfg.utd_ratio}, batch {cfg.batch_size}, critics "
