@@ -157,8 +157,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent_kwargs": {"critic_ensemble_size": 10, "critic_subsample_size": 2, "discount": 0.96,
                          "temperature_init": 1e-2, "backup_entropy": False},
     },
-    # Not a published recipe: DrQ sized for a laptop CPU (~10x cheaper per update than serl-drq, measured in
-    # benchmarks/README.md): 64x64 cameras, a narrower "small" encoder, bf16 autocast, batch 128, HIL-SERL's 2 critics.
+    # Not a published recipe: DrQ sized for a laptop CPU (~80x less learner work per env step than serl-drq, measured
+    # by benchmarks/drq_updates.py): 64x64 cameras, a half-width "small" encoder, bf16 autocast, batch 128, UTD 2,
+    # HIL-SERL's 2 critics.
     "drq-cpu": {
         "agent": "drq", "utd_ratio": 2, "batch_size": 128, "replay_capacity": 200_000,
         "env_kwargs": {"image_size": [64, 64]},
