@@ -30,7 +30,7 @@ from serl_agents.config import TrainConfig, apply_preset
 ENV = "SerlFrankaPickCubeVision-v0"
 
 
-def random_batch(space, size: int, rng: np.random.Generator) -> dict[str, Any]:
+def random_batch(space, action_dim: int, size: int, rng: np.random.Generator) -> dict[str, Any]:
     """`size` random transitions of an env's dict observation space, as the replay buffer hands them over."""
 
     def observations() -> dict[str, torch.Tensor]:
@@ -45,7 +45,7 @@ def random_batch(space, size: int, rng: np.random.Generator) -> dict[str, Any]:
     return {
         "observations": observations(),
         "next_observations": observations(),
-        "actions": torch.from_numpy(rng.uniform(-1, 1, (size, 4)).astype(np.float32)),
+        "actions": torch.from_numpy(rng.uniform(-1, 1, (size, action_dim)).astype(np.float32)),
         "rewards": torch.from_numpy(rng.standard_normal(size).astype(np.float32)),
         "masks": torch.ones(size),
     }
@@ -57,7 +57,8 @@ def env_step_runner(cfg: TrainConfig) -> Callable[[int], None]:
 
     env = make_env(cfg.env, env_kwargs=cfg.env_kwargs)
     agent = make_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
-    batch = random_batch(env.observation_space, cfg.batch_size * cfg.utd_ratio, np.random.default_rng(0))
+    batch = random_batch(env.observation_space, env.action_space.shape[0], cfg.batch_size * cfg.utd_ratio,
+                         np.random.default_rng(0))
     env.close()
 
     def run(steps: int) -> None:

@@ -35,7 +35,7 @@ def test_random_batch_matches_the_space():
     space = gym.spaces.Dict({
         "front": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8), "state": gym.spaces.Box(-1, 1, (7,), np.float32)
     })  # fmt: skip
-    batch = random_batch(space, 5, np.random.default_rng(0))
+    batch = random_batch(space, 4, 5, np.random.default_rng(0))
     assert batch["observations"]["front"].dtype == torch.uint8 and batch["observations"]["front"].shape == (5, 8, 8, 3)
     assert batch["next_observations"]["state"].shape == (5, 7) and batch["actions"].shape == (5, 4)
     assert not torch.equal(batch["observations"]["front"], batch["next_observations"]["front"])
