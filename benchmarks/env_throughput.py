@@ -21,7 +21,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 import serl_envs  # noqa: E402
-from serl_envs.experts import make_expert  # noqa: E402
+from serl_envs.experts import make_expert, run_expert_episode  # noqa: E402
 
 
 def random_actions(env: gym.Env, steps: int) -> np.ndarray:
@@ -89,12 +89,7 @@ def expert_success(env_id: str, episodes: int) -> float:
     expert = make_expert(env)
     wins = 0
     for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
-        done = False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(expert(obs))
-            done = terminated or truncated
+        _, _, info = run_expert_episode(env, expert, seed)
         wins += info["is_success"]
     env.close()
     return wins / episodes

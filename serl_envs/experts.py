@@ -34,3 +34,15 @@ class ScriptedExpert:
 
 def make_expert(env: gym.Env) -> ScriptedExpert:
     return ScriptedExpert(env)
+
+
+def run_expert_episode(env: gym.Env, expert, seed: int) -> tuple[object, float, dict]:
+    """One seeded episode of `expert` (anything with `reset()` and `expert(obs) -> action`) in `env`, to its end;
+    returns the last (obs, reward, info), so `info["is_success"]` says how it ended."""
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    reward, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(expert(obs))
+        done = terminated or truncated
+    return obs, reward, info

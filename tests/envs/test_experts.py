@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import serl_envs
-from serl_envs.experts import make_expert
+from serl_envs.experts import make_expert, run_expert_episode
 
 IDS = serl_envs.sim_env_ids()
 
@@ -15,11 +15,7 @@ def success_rate(env_id: str, episodes: int) -> float:
     expert = make_expert(env)
     successes = 0
     for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
-        terminated = truncated = False
-        while not (terminated or truncated):
-            obs, _, terminated, truncated, info = env.step(expert(obs))
+        _, _, info = run_expert_episode(env, expert, seed)
         successes += info["is_success"]
     env.close()
     return successes / episodes

@@ -81,14 +81,3 @@ def write_station(path: Path, **overrides) -> Path:
     data = {"target_pose": TARGET, "reset_pose": RESET, "safety_box": BOX, **overrides}
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def run_expert_episode(env, expert, seed: int):
-    """One seeded episode of `expert` in `env`; returns the last (obs, reward, info)."""
-    obs, info = env.reset(seed=seed)
-    expert.reset()
-    done = False
-    while not done:
-        obs, reward, terminated, truncated, info = env.step(expert(obs))
-        done = terminated or truncated
-    return obs, reward, info

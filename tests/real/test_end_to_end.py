@@ -10,10 +10,10 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-from real_server import TARGET, ServerProcess, run_expert_episode
+from real_server import TARGET, ServerProcess
 
 import serl_envs  # noqa: F401
-from serl_envs.experts import make_expert
+from serl_envs.experts import make_expert, run_expert_episode
 from serl_envs.real.client import RobotConnectionError
 
 TIMEOUT = 1.0  # the station's request timeout

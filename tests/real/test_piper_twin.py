@@ -8,10 +8,10 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from real_server import ServerProcess, run_expert_episode
+from real_server import ServerProcess
 
 import serl_envs  # noqa: F401
-from serl_envs.experts import make_expert
+from serl_envs.experts import make_expert, run_expert_episode
 from serl_envs.real import real_env_ids
 from serl_envs.real.backends.piper import WORKSPACE as PIPER_REACH
 from serl_envs.real.backends.twin import TwinRobot
